@@ -1,0 +1,1 @@
+"""On-device benchmarking of converted models."""

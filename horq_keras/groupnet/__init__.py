@@ -1,0 +1,1 @@
+"""Group-Net (Zhuang et al., "Structured binary neural networks")."""

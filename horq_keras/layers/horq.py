@@ -1,0 +1,237 @@
+"""HORQ layers: order-K residual-binarized inputs, per-output-channel binary weights.
+
+Weights (eq. 18–19): ``W ≈ alpha * B`` with ``B = sign(W)`` and ``alpha = mean|W|`` per
+output channel (larq's ``magnitude_aware_sign``), kept in [-1, 1] by ``weight_clip``.
+Inputs: order-K residual binarization (eq. 16–17, :mod:`horq_keras.quantizers`).
+
+Cost: a HORQ layer of order K runs K binary convolutions (or K binary matrix products)
+with one shared binary kernel; ``horq_keras.summary`` counts K times the binary MACs of
+one base, ``lq.models.summary`` counts one base.
+"""
+
+import larq as lq
+import tensorflow as tf
+
+from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+
+__all__ = ["HORQConv2D", "HORQDense", "BETA_FORMS"]
+
+#: Where ``beta_i`` of a convolution's input is taken. See :class:`HORQConv2D`.
+BETA_FORMS = ("column", "pixel", "sample")
+
+_DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
+
+
+def _check_beta_form(beta_form):
+    if beta_form not in BETA_FORMS:
+        raise ValueError(
+            f"`beta_form` must be one of {', '.join(repr(f) for f in BETA_FORMS)}; "
+            f"got {beta_form!r}."
+        )
+    return beta_form
+
+
+def _horq_config(config, order, clip_value):
+    """Layer config without the derived input quantizer, with the HORQ arguments."""
+    config = dict(config)
+    config.pop("input_quantizer", None)
+    return {**config, "order": order, "clip_value": clip_value}
+
+
+@tf.keras.utils.register_keras_serializable(package="horq_keras")
+class HORQConv2D(lq.layers.QuantConv2D):
+    r"""2D convolution with order-K HORQ inputs and binary weights (eq. 16–21).
+
+    ``beta_form`` chooses where each ``beta_i`` is taken:
+
+    - ``"column"`` — the paper's exact form (eq. 20–21): the input is padded with
+      ``pad_values``, unfolded into im2col columns of length ``k_h * k_w * c_in``, and
+      each column ``x`` gets its own bases, ``x ≈ sum_i beta_i(x) H_i(x)``; the output
+      is ``y = sum_i beta_i(x) (H_i(x) · alpha B)``. Its residual signs differ per
+      receptive field, so it is no single binary image and LCE cannot lower it: it is
+      the reference for training studies, not for deployment.
+    - ``"pixel"`` (deployable, default) — ``beta_i`` is a map over pixels, the mean of
+      ``|R_{i-1}|`` over channels; each ``H_i`` is one binary image convolved with the
+      binary kernel, and the output is scaled by the receptive-field average of the map,
+      XNOR-Net's ``K = A * k`` (box filter of ``1/(k_h k_w)``, zero padding, same
+      strides and dilation): ``y = sum_i (H_i ⊛ alpha B) ⊙ (beta_i ⊛ k)``.
+    - ``"sample"`` (deployable) — one ``beta_i`` per sample, the mean of ``|R_{i-1}|``
+      over height, width and channels: ``y = sum_i beta_i (H_i ⊛ alpha B)``.
+
+    The deployable forms convert with LCE to exactly ``order`` ``LceBconv2d`` ops that
+    read one stored kernel; padded positions of every ``H_i`` take ``pad_values``
+    (1.0: LCE's fast "same-one" padding). With ``order=1`` the pixel form is
+    XNOR-Net (binary weights with alpha, binary inputs scaled by K).
+
+    Cost: ``order`` binary convolutions per call (``horq_keras.summary`` counts them).
+
+    Args:
+        filters, kernel_size, strides, padding, dilation_rate: as ``Conv2D``.
+        order: K >= 1, the number of binary input bases.
+        beta_form: ``"column"``, ``"pixel"`` or ``"sample"``.
+        pad_values: value of padded positions for ``padding="same"`` (see above).
+        clip_value: straight-through clipping of the input signs.
+        kernel_quantizer, kernel_constraint, use_bias, ...: as larq's ``QuantConv2D``;
+            the defaults implement eq. 18–19 without bias.
+
+    Raises:
+        ValueError: for an invalid ``order``, ``beta_form``, ``groups`` or
+            ``data_format``, and for inputs that are not rank 4.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        order=2,
+        beta_form="pixel",
+        strides=(1, 1),
+        padding="valid",
+        pad_values=1.0,
+        dilation_rate=(1, 1),
+        clip_value=1.0,
+        kernel_quantizer="magnitude_aware_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        **kwargs,
+    ):
+        self.order = check_order(order)
+        self.beta_form = _check_beta_form(beta_form)
+        self.clip_value = clip_value
+        if kwargs.get("groups", 1) != 1:
+            raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
+        if kwargs.get("data_format") not in (None, "channels_last"):
+            raise ValueError(
+                "`data_format` must be 'channels_last' (or None) for HORQConv2D; "
+                f"got {kwargs['data_format']!r}."
+            )
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            pad_values=pad_values,
+            dilation_rate=dilation_rate,
+            input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
+            kernel_quantizer=kernel_quantizer,
+            kernel_constraint=kernel_constraint,
+            use_bias=use_bias,
+            **kwargs,
+        )
+        self.input_spec = None  # the rank is checked in build(), with a clear message
+
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        if input_shape.rank != 4:
+            raise ValueError(
+                f"`inputs` of {self.name} must be rank 4 (batch, height, width, "
+                f"channels); got shape {input_shape}."
+            )
+        super().build(input_shape)
+
+    def _pad(self, x, value):
+        if self.padding != "same":
+            return x
+        return tf.pad(x, self._get_padding_same(x), constant_values=value)
+
+    def _binary_conv(self, sign, kernel):
+        """Convolve one binary base with the binary kernel (what LCE lowers)."""
+        if self._is_native_padding:
+            padding = self.padding.upper()
+        else:
+            sign, padding = self._pad(sign, self.pad_values), "VALID"
+        return tf.nn.convolution(
+            sign, kernel, strides=self.strides, padding=padding,
+            dilations=self.dilation_rate,
+        )
+
+    def _receptive_field_mean(self, beta):
+        """XNOR-Net's K = A ⊛ k: mean of a one-channel map over each receptive field."""
+        k_h, k_w = self.kernel_size
+        box = tf.fill([k_h, k_w, 1, 1], tf.cast(1.0 / (k_h * k_w), beta.dtype))
+        return tf.nn.convolution(
+            beta, box, strides=self.strides, padding=self.padding.upper(),
+            dilations=self.dilation_rate,
+        )
+
+    def _column_output(self, inputs, kernel):
+        """eq. 20–21: residual-binarize every im2col column, then multiply."""
+        patches = tf.image.extract_patches(
+            self._pad(inputs, self.pad_values),
+            sizes=[1, *self.kernel_size, 1],
+            strides=[1, *self.strides, 1],
+            rates=[1, *self.dilation_rate, 1],
+            padding="VALID",
+        )
+        columns = self.input_quantizer(patches)
+        return tf.tensordot(columns, tf.reshape(kernel, [-1, self.filters]), axes=1)
+
+    def _deployable_output(self, inputs, kernel):
+        axis = _DEPLOYABLE_AXES[self.beta_form]
+        outputs = []
+        for beta, sign in residual_bases(inputs, self.order, axis, self.clip_value):
+            if self.beta_form == "pixel":
+                beta = self._receptive_field_mean(beta)
+            outputs.append(self._binary_conv(sign, kernel) * beta)
+        return tf.add_n(outputs)
+
+    def call(self, inputs):
+        with lq.context.quantized_scope(True):
+            kernel = tf.convert_to_tensor(self.kernel)
+        if self.beta_form == "column":
+            outputs = self._column_output(inputs, kernel)
+        else:
+            outputs = self._deployable_output(inputs, kernel)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        return {
+            **_horq_config(super().get_config(), self.order, self.clip_value),
+            "beta_form": self.beta_form,
+        }
+
+
+@tf.keras.utils.register_keras_serializable(package="horq_keras")
+class HORQDense(lq.layers.QuantDense):
+    r"""Dense layer with order-K HORQ inputs and binary weights (eq. 16–19).
+
+    Each sample's feature vector ``x`` (the dense layer's im2col column) is
+    approximated as ``x ≈ sum_i beta_i H_i``; the kernel is ``alpha * sign(W)`` per
+    output unit. ``y = sum_i beta_i (H_i · alpha B)``: ``order`` binary matrix
+    products per call. LCE keeps dense layers in float; for a binary dense layer in a
+    converted model use a :class:`HORQConv2D` whose kernel covers the whole input.
+
+    Args:
+        units: output size.
+        order: K >= 1.
+        clip_value: straight-through clipping of the input signs.
+        kernel_quantizer, kernel_constraint, use_bias, ...: as larq's ``QuantDense``.
+    """
+
+    def __init__(
+        self,
+        units,
+        order=2,
+        clip_value=1.0,
+        kernel_quantizer="magnitude_aware_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        **kwargs,
+    ):
+        self.order = check_order(order)
+        self.clip_value = clip_value
+        super().__init__(
+            units,
+            input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
+            kernel_quantizer=kernel_quantizer,
+            kernel_constraint=kernel_constraint,
+            use_bias=use_bias,
+            **kwargs,
+        )
+
+    def get_config(self):
+        return _horq_config(super().get_config(), self.order, self.clip_value)

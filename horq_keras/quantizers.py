@@ -1,0 +1,102 @@
+"""HORQ's order-K residual binarization (Li et al., ICCV 2017, eq. 16–17, Algorithm 2).
+
+An input X is approximated by K binary tensors::
+
+    R_0 = X
+    H_i = sign(R_{i-1})                       (eq. 16)
+    beta_i = mean(|R_{i-1}|)                  (eq. 17, over the reduction axes)
+    R_i = R_{i-1} - beta_i * H_i
+    X ≈ sum_{i=1..K} beta_i * H_i
+
+Order 1 is XNOR-Net's input binarization. By eq. 15 the residual norm never grows
+with the order: ||R_i|| <= ||R_{i-1}||.
+
+Gradients (straight-through, as larq's ``ste_sign``): every sign passes the gradient
+where ``|R_{i-1}| <= clip_value`` and blocks it elsewhere; ``beta_i`` and the residual
+update are differentiated exactly. The default ``clip_value=1.0`` is XNOR-Net's and
+larq's choice: HORQ inputs come out of batch normalisation, so ``|x| > 1`` are the
+tails where the saturated sign carries no signal; the higher-order residuals are
+smaller than ``beta_1`` and are rarely clipped. ``clip_value=None`` disables clipping.
+"""
+
+import larq as lq
+import tensorflow as tf
+
+__all__ = ["ResidualSign", "residual_bases", "check_order"]
+
+
+def check_order(order):
+    """Validate the HORQ order K: an integer >= 1 (1 is XNOR-Net)."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(
+            f"`order` must be an integer >= 1 (1 = XNOR-Net, 2, 3, 4, ...); "
+            f"got {order!r} of type {type(order).__name__}."
+        )
+    return order
+
+
+def residual_bases(x, order, axis=-1, clip_value=1.0):
+    """Order-K residual binarization of ``x`` (eq. 16–17).
+
+    Args:
+        x: float tensor.
+        order: K, the number of binary bases.
+        axis: axis or axes over which each ``beta_i = mean|R_{i-1}|`` is taken
+            (for example the im2col column, eq. 20–21, or the channels of a pixel).
+        clip_value: straight-through clipping threshold of each sign.
+
+    Returns:
+        A list of K pairs ``(beta_i, H_i)``; ``beta_i`` keeps the reduced axes with
+        size 1, ``H_i`` is a ±1 tensor shaped like ``x`` made by larq's ``ste_sign``
+        (so LCE lowers it to a bitpacked tensor).
+    """
+    check_order(order)
+    residual = x
+    bases = []
+    for i in range(order):
+        beta = tf.reduce_mean(tf.abs(residual), axis=axis, keepdims=True)
+        sign = lq.quantizers.ste_sign(residual, clip_value=clip_value)
+        bases.append((beta, sign))
+        if i + 1 < order:
+            residual = residual - beta * sign
+    return bases
+
+
+@tf.keras.utils.register_keras_serializable(package="horq_keras")
+class ResidualSign(lq.quantizers.Quantizer):
+    r"""Order-K residual sign quantizer: ``q(x) = sum_i beta_i * H_i`` (eq. 16–17).
+
+    ``beta_i`` is taken over ``axis`` (default: the last axis, which is the feature
+    vector of a dense layer or the im2col column of a convolution's patches, the
+    paper's exact form). Each base is 1 bit, so ``precision`` is 1 and
+    ``lq.models.summary`` counts binary MACs; a layer using it runs ``order`` binary
+    products (``horq_keras.summary`` shows that cost).
+
+    Args:
+        order: K >= 1. Order 1 is XNOR-Net's scaled sign.
+        clip_value: straight-through clipping of each sign (``None``: no clipping).
+        axis: reduction axis or axes for ``beta_i``.
+    """
+
+    precision = 1
+
+    def __init__(self, order=2, clip_value=1.0, axis=-1, **kwargs):
+        self.order = check_order(order)
+        self.clip_value = clip_value
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+        super().__init__(**kwargs)
+
+    def bases(self, inputs):
+        """The K pairs ``(beta_i, H_i)`` of ``inputs``; see :func:`residual_bases`."""
+        return residual_bases(inputs, self.order, self.axis, self.clip_value)
+
+    def call(self, inputs):
+        return tf.add_n([beta * sign for beta, sign in self.bases(inputs)])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "order": self.order,
+            "clip_value": self.clip_value,
+            "axis": self.axis,
+        }
