@@ -1,13 +1,137 @@
-"""Read a converted TFLite flatbuffer: its operators, by builtin or custom name."""
+"""Read a converted TFLite flatbuffer: its operators, tensors and constant buffers.
+
+:func:`read_graph` gives the main subgraph as plain Python values (operator names,
+tensor shapes and dtypes, LCE custom options) for the report, the MAC count and the
+structural check of untrusted files; :func:`operator_names` and :func:`op_counts`
+are the short forms.
+"""
 
 import collections
+from dataclasses import dataclass, field
 
+import numpy as np
+from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
+
+__all__ = ["Tensor", "Operator", "Graph", "read_graph", "operator_names", "op_counts"]
 
 _BUILTIN_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
 }
+_TENSOR_TYPES = {
+    code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")
+}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor of the subgraph; ``constant`` when its buffer holds data."""
+
+    index: int
+    name: str
+    shape: tuple
+    dtype: str
+    buffer: int
+    constant: bool
+    is_variable: bool
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator: builtin name (``CONV_2D``) or custom code (``LceBconv2d``)."""
+
+    index: int
+    name: str
+    inputs: tuple  # of Tensor, or None for an omitted optional input
+    outputs: tuple  # of Tensor
+    custom_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The main subgraph of a flatbuffer and the sizes of its constant buffers."""
+
+    operators: tuple
+    tensors: tuple
+    inputs: tuple
+    outputs: tuple
+    buffer_sizes: dict  # buffer index -> bytes of constant data
+    model: object  # the flatbuffer's schema object (``ModelT``)
+
+
+def _name(value):
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def _opcode_name(code):
+    if code.customCode:
+        return _name(code.customCode)
+    return _BUILTIN_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+
+
+def _buffer_size(buffer):
+    if buffer.data is not None and len(buffer.data):
+        return len(buffer.data)
+    return int(buffer.size) if buffer.offset > 1 else 0
+
+
+def _custom_options(op):
+    if op.customOptions is None or not len(op.customOptions):
+        return {}
+    options = flexbuffers.Loads(bytes(bytearray(np.asarray(op.customOptions, np.uint8))))
+    return dict(options) if isinstance(options, dict) else {"value": options}
+
+
+def read_graph(flatbuffer):
+    """Parse ``flatbuffer`` (bytes) into a :class:`Graph` of its main subgraph.
+
+    Parsing is done in Python and bounds-checked: a truncated buffer raises an
+    exception here instead of crashing a C++ reader.
+    """
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    subgraph = model.subgraphs[0]
+    buffer_sizes = {i: _buffer_size(b) for i, b in enumerate(model.buffers or [])}
+    tensors = tuple(
+        Tensor(
+            index=i,
+            name=_name(t.name),
+            shape=tuple(int(d) for d in (t.shape if t.shape is not None else ())),
+            dtype=_TENSOR_TYPES.get(t.type, f"type{t.type}"),
+            buffer=int(t.buffer),
+            constant=buffer_sizes.get(int(t.buffer), 0) > 0,
+            is_variable=bool(t.isVariable),
+        )
+        for i, t in enumerate(subgraph.tensors or [])
+    )
+
+    def tensor(index):
+        if index == -1:  # an omitted optional input
+            return None
+        if not 0 <= index < len(tensors):
+            raise IndexError(f"tensor index {index} out of range (0..{len(tensors) - 1})")
+        return tensors[index]
+
+    operators = tuple(
+        Operator(
+            index=i,
+            name=_opcode_name(model.operatorCodes[op.opcodeIndex]),
+            inputs=tuple(tensor(t) for t in (op.inputs if op.inputs is not None else ())),
+            outputs=tuple(tensor(t) for t in (op.outputs if op.outputs is not None else ())),
+            custom_options=_custom_options(op),
+        )
+        for i, op in enumerate(subgraph.operators or [])
+    )
+    return Graph(
+        operators=operators,
+        tensors=tensors,
+        inputs=tuple(tensor(i) for i in (subgraph.inputs if subgraph.inputs is not None else ())),
+        outputs=tuple(
+            tensor(i) for i in (subgraph.outputs if subgraph.outputs is not None else ())
+        ),
+        buffer_sizes=buffer_sizes,
+        model=model,
+    )
 
 
 def operator_names(flatbuffer):
@@ -16,17 +140,7 @@ def operator_names(flatbuffer):
     Custom ops (LCE's ``LceBconv2d``, ``LceQuantize``, ...) are named by their custom
     code, builtin ops by their ``BuiltinOperator`` name (``CONV_2D``, ``MUL``, ...).
     """
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    codes = model.operatorCodes
-    names = []
-    for op in model.subgraphs[0].operators:
-        code = codes[op.opcodeIndex]
-        if code.customCode:
-            custom = code.customCode
-            names.append(custom.decode() if isinstance(custom, bytes) else custom)
-        else:
-            names.append(_BUILTIN_NAMES[max(code.builtinCode, code.deprecatedBuiltinCode)])
-    return names
+    return [op.name for op in read_graph(flatbuffer).operators]
 
 
 def op_counts(flatbuffer):

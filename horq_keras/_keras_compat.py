@@ -6,6 +6,7 @@ Importing :mod:`horq_keras` sets it when the user has not, and fails with a clea
 message when ``tf.keras`` already resolved to Keras 3 (or the user forced it).
 """
 
+import importlib
 import os
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
@@ -21,28 +22,36 @@ _HOW_TO_FIX = (
 def ensure_legacy_keras():
     """Select Keras 2 for ``tf.keras`` and verify that the selection took effect.
 
-    Returns the ``tf.keras`` module. Raises ``ImportError`` naming what happened and
-    what to do when ``tf.keras`` is Keras 3.
+    Both spellings larq uses must be Keras 2: the ``tf.keras`` attribute (resolved on
+    first use) and the ``tensorflow.keras`` import path (fixed when TensorFlow is
+    imported). Returns the ``tf.keras`` module. Raises ``ImportError`` naming what
+    happened and what to do when either is Keras 3.
     """
     os.environ.setdefault(LEGACY_KERAS_VARIABLE, "1")
     import tensorflow as tf
 
     try:
-        keras = tf.keras
-        layer_module = keras.layers.Layer.__module__
+        modules = {
+            "tf.keras": tf.keras,
+            "tensorflow.keras": importlib.import_module("tensorflow.keras"),
+        }
+        keras3 = {
+            spelling: module
+            for spelling, module in modules.items()
+            if not module.layers.Layer.__module__.startswith("tf_keras.")
+        }
     except ImportError as error:  # tf-keras missing while legacy Keras is requested
         raise ImportError(
             f"horq_keras needs Keras 2 (the tf-keras package) for larq, but it could "
             f"not be imported: {error}. {_HOW_TO_FIX}"
         ) from error
-    if not layer_module.startswith("tf_keras."):
-        version = getattr(keras, "__version__", "3")
+    if keras3:
+        found = ", ".join(f"{spelling} is {module.__name__}" for spelling, module in keras3.items())
         raise ImportError(
-            f"horq_keras needs tf.keras to be Keras 2 (tf-keras), but tf.keras is "
-            f"Keras {version} (module {keras.__name__}) "
-            f"({LEGACY_KERAS_VARIABLE}={os.environ.get(LEGACY_KERAS_VARIABLE)!r}). "
-            f"This happens when TensorFlow's Keras was used before horq_keras was "
-            f"imported, or when {LEGACY_KERAS_VARIABLE} is set to a false value. "
-            f"larq does not work on Keras 3. {_HOW_TO_FIX}"
+            f"horq_keras needs Keras 2 (tf-keras), but Keras 3 is in use ({found}; "
+            f"{LEGACY_KERAS_VARIABLE}={os.environ.get(LEGACY_KERAS_VARIABLE)!r}). "
+            f"This happens when TensorFlow was imported before horq_keras without "
+            f"{LEGACY_KERAS_VARIABLE}=1, or when {LEGACY_KERAS_VARIABLE} is set to a "
+            f"false value. larq does not work on Keras 3. {_HOW_TO_FIX}"
         )
-    return keras
+    return modules["tf.keras"]

@@ -1,1 +1,11 @@
-"""On-device benchmarking of converted models."""
+"""On-device benchmarking of converted models (``horq-keras bench``).
+
+:func:`benchmark` times a ``.tflite`` model, and a float baseline in the same session, on
+this machine, on a board over ssh or on an Android phone over adb; see :mod:`.bench`
+for the runners, :mod:`.targets` for the targets and :mod:`.parse` for the log formats.
+"""
+
+from horq_keras.bench.bench import Settings, benchmark
+from horq_keras.bench.targets import BenchError, TargetOptions
+
+__all__ = ["benchmark", "Settings", "TargetOptions", "BenchError"]

@@ -128,6 +128,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
                 f"channels); got shape {input_shape}."
             )
         super().build(input_shape)
+        self.input_quantizer.build(input_shape)  # serialised with the layer in every form
 
     def _pad(self, x, value):
         if self.padding != "same":
@@ -167,12 +168,17 @@ class HORQConv2D(lq.layers.QuantConv2D):
         return tf.tensordot(columns, tf.reshape(kernel, [-1, self.filters]), axes=1)
 
     def _deployable_output(self, inputs, kernel):
+        # Convolve with the ±1 kernel B and scale by alpha afterwards (eq. 18–19): the
+        # binary sum is then an exact integer, as in LCE's popcount, so a zero output
+        # stays exactly zero and the next layer's sign agrees with the converted model.
+        alpha = tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2])
+        signs_kernel = tf.math.divide_no_nan(kernel, alpha)
         axis = _DEPLOYABLE_AXES[self.beta_form]
         outputs = []
         for beta, sign in residual_bases(inputs, self.order, axis, self.clip_value):
             if self.beta_form == "pixel":
                 beta = self._receptive_field_mean(beta)
-            outputs.append(self._binary_conv(sign, kernel) * beta)
+            outputs.append(self._binary_conv(sign, signs_kernel) * alpha * beta)
         return tf.add_n(outputs)
 
     def call(self, inputs):

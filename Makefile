@@ -1,0 +1,23 @@
+# The two commands of the README:
+#   make train   set up, then train on real MNIST -> convert with LCE -> verify -> report
+#   make test    set up (with the Debian packages the tests use), then run the test suite
+VENV ?= .venv
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup setup-test data train test
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --system
+
+data:
+	scripts/setup.sh --data-only
+
+train: setup
+	$(VENV)/bin/horq-keras train $(TRAIN_ARGS)
+
+test: setup-test
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)

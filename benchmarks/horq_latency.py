@@ -1,0 +1,410 @@
+"""LCE latency of HORQ networks by order vs their float twins, with a per-operator profile.
+
+Two networks, each built with ``HORQConv2D`` (pixel beta form, ``pad_values=1.0``) of
+order K, with plain ``Conv2D`` (the float twin) and with a bare binary convolution (larq
+``QuantConv2D``, ``ste_sign`` inputs, ``magnitude_aware_sign`` weights: one
+``LceBconv2d`` and nothing else, the floor of any binary layer):
+
+- the stack: 4 x (3x3 conv, 256 channels, ``padding="same"`` -> BatchNorm) on 28x28;
+- ResNet-18 at 224x224: float 7x7 stem (64, stride 2) -> BN -> ReLU -> 3x3 max pool, four
+  stages of two basic blocks (64/128/256/512 channels; block = conv3x3 -> BN -> conv3x3
+  -> BN, plus the shortcut: identity, or 2x2 average pool + float 1x1 conv + BN when
+  downsampling), global average pool, float 1000-way dense. The float twin has ReLUs
+  after the first BN of each block and after each addition. Weights are random: only
+  latency matters.
+
+Every model is converted with ``lce.convert_keras_model`` and run by LCE's interpreter
+(``lce.testing.Interpreter``, 1 thread, ``use_indirect_bgemm=True``,
+``use_xnnpack=True``) on this machine (x86). Repeats are interleaved: each repeat times
+every model once, so load changes hit all models alike; min and median are reported.
+
+Goals (issue "converters"): latency(order K) / latency(order 1) <= 1.1 K; order 1 <= 0.5x
+float; order 2 <= 1.0x float. The per-operator profile explains a miss: every operator
+of a converted model is cut out into a one-operator flatbuffer (same tensors and
+constants) and timed alone, interleaved, and the times are summed by kind -- binary
+convolutions, the float convolutions / dense layers, HORQ's float overhead (ABS, MEAN,
+the 1-channel box filter of the beta map, MUL, SUB, ADD(_N), LceQuantize/LceDequantize)
+and the rest. A one-operator time includes copying its inputs in and its outputs out.
+
+**x86, not ARM.** LCE's optimized binary kernels are aarch64/arm32 assembly; on x86 it
+runs portable C++ binary kernels against XNNPACK's tuned float kernels, so binary
+convolutions gain far less over float here than on a board.
+
+Command and budget: ``python benchmarks/horq_latency.py`` takes about 10-20 minutes on a
+2-core x86 CPU (11 conversions, 20 interleaved repeats, per-operator profiles); run it
+at normal priority (``nice -n 0``) on a quiet machine. ``--smoke`` runs in under a
+minute. Results: ``benchmarks/results/horq_latency.{md,json,png}``.
+"""
+
+import copy
+import os
+import sys
+import time
+
+import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
+import larq as lq
+import larq_compute_engine as lce
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.tools import flatbuffer_utils
+
+from _results import (
+    base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
+)
+from horq_keras.converters.graph import read_graph
+from horq_keras.layers import HORQConv2D
+
+NAME = "horq_latency"
+INTERPRETER_FLAGS = {"num_threads": 1, "use_indirect_bgemm": True, "use_xnnpack": True}
+#: Elementwise float operators: HORQ's bases and beta scaling, unfused batch norms, adds.
+OVERHEAD_OPS = ("ABS", "MEAN", "MUL", "SUB", "ADD", "ADD_N", "LceQuantize", "LceDequantize",
+                "AVERAGE_POOL_2D", "PAD")
+
+
+def parse_args(argv):
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3, 4],
+                        help="HORQ orders of the stack")
+    parser.add_argument("--resnet-orders", type=int, nargs="+", default=[1, 2, 3],
+                        help="HORQ orders of ResNet-18")
+    parser.add_argument("--stack-size", type=int, default=28)
+    parser.add_argument("--stack-channels", type=int, default=256)
+    parser.add_argument("--resnet-size", type=int, default=224)
+    parser.add_argument("--resnet-width", type=int, default=64,
+                        help="channels of ResNet-18's first stage (64; doubled per stage)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--profile-repeats", type=int, default=5,
+                        help="interleaved repeats of the one-operator models")
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    args = parse_smoke_args(parser, argv, {
+        "orders": [1, 2], "resnet_orders": [1, 2], "stack_size": 8, "stack_channels": 32,
+        "resnet_size": 32, "resnet_width": 32, "repeats": 2, "profile_repeats": 1,
+    })
+    if min(args.orders + args.resnet_orders) < 1:
+        parser.error("orders must be >= 1")
+    if 1 not in args.orders or 1 not in args.resnet_orders:
+        parser.error("orders must include 1 (the goals are ratios to order 1)")
+    if args.repeats < 1 or args.profile_repeats < 1:
+        parser.error("--repeats and --profile-repeats must be >= 1")
+    return args
+
+
+def _binary_conv(kind, filters, kernel_size, strides=1):
+    """The 3x3 conv of ``kind``: "float", "bconv" or "horq<K>"."""
+    if kind == "float":
+        return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                                      use_bias=False)
+    if kind == "bconv":
+        return lq.layers.QuantConv2D(
+            filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
+            use_bias=False, input_quantizer="ste_sign", kernel_quantizer="magnitude_aware_sign",
+            kernel_constraint="weight_clip",
+        )
+    return HORQConv2D(filters, kernel_size, order=int(kind[4:]), strides=strides,
+                      padding="same", pad_values=1.0)
+
+
+def stack_model(kind, size, channels):
+    """4 x (3x3 conv -> BN) on ``size`` x ``size`` x ``channels``."""
+    inputs = x = tf.keras.Input((size, size, channels))
+    for _ in range(4):
+        x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, channels, 3)(x))
+    return tf.keras.Model(inputs, x, name=f"stack_{kind}")
+
+
+def _basic_block(x, kind, filters, strides):
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = tf.keras.layers.AveragePooling2D(strides)(shortcut) if strides != 1 else x
+        shortcut = tf.keras.layers.Conv2D(filters, 1, use_bias=False)(shortcut)
+        shortcut = tf.keras.layers.BatchNormalization()(shortcut)
+    x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, filters, 3, strides)(x))
+    if kind == "float":
+        x = tf.keras.layers.ReLU()(x)
+    x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, filters, 3)(x))
+    x = tf.keras.layers.Add()([x, shortcut])
+    return tf.keras.layers.ReLU()(x) if kind == "float" else x
+
+
+def resnet18(kind, size, width):
+    """ResNet-18 (see the module docstring) whose 3x3 block convs are ``kind``."""
+    inputs = tf.keras.Input((size, size, 3))
+    x = tf.keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False)(inputs)
+    x = tf.keras.layers.ReLU()(tf.keras.layers.BatchNormalization()(x))
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same")(x)
+    for stage in range(4):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(x, kind, width * 2**stage, strides)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf.keras.layers.Dense(1000)(x)
+    return tf.keras.Model(inputs, outputs, name=f"resnet18_{kind}")
+
+
+def _randomize_batch_norms(model, rng):
+    """Trained-looking BN statistics (fresh ones are identities that fold away)."""
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n),
+                               rng.normal(0, 0.3, n), rng.uniform(0.5, 2, n)])
+
+
+def convert(model, kind):
+    """Convert; check the number of binary convolutions against the kind."""
+    _randomize_batch_norms(model, np.random.default_rng(0))
+    flatbuffer = lce.convert_keras_model(model)
+    names = [op.name for op in read_graph(flatbuffer).operators]
+    binary_layers = sum(isinstance(layer, (HORQConv2D, lq.layers.QuantConv2D))
+                        for layer in model.layers)
+    per_layer = {"float": 0, "bconv": 1}[kind] if kind in ("float", "bconv") else int(kind[4:])
+    if names.count("LceBconv2d") != per_layer * binary_layers:
+        raise RuntimeError(f"{model.name}: {names.count('LceBconv2d')} LceBconv2d ops, "
+                           f"expected {per_layer * binary_layers}")
+    return flatbuffer
+
+
+def _interpreter(flatbuffer):
+    return lce.testing.Interpreter(flatbuffer, **INTERPRETER_FLAGS).interpreter
+
+
+def _random_inputs(interpreter, rng):
+    inputs = []
+    for shape, dtype in zip(interpreter.input_shapes, interpreter.input_types):
+        dtype = np.dtype(dtype)
+        if dtype.kind == "f":
+            inputs.append(rng.standard_normal(shape).astype(dtype))
+        else:  # bitpacked int32 words of a binary op
+            info = np.iinfo(dtype)
+            inputs.append(rng.integers(info.min, info.max, size=shape, dtype=dtype))
+    return inputs
+
+
+def time_interleaved(runs, repeats):
+    """``{key: {"min", "median"}}`` seconds; ``runs`` maps key -> (interpreter, inputs)."""
+    for interpreter, inputs in runs.values():
+        interpreter.predict(inputs)  # warm-up: allocation, XNNPACK set-up
+    samples = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, (interpreter, inputs) in runs.items():
+            start = time.perf_counter()
+            interpreter.predict(inputs)
+            samples[key].append(time.perf_counter() - start)
+    return {key: {"min": float(np.min(v)), "median": float(np.median(v))}
+            for key, v in samples.items()}
+
+
+def single_op_flatbuffers(flatbuffer):
+    """One flatbuffer per operator: the operator alone with only its own tensors and
+    constants; its non-constant inputs become the model's inputs."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    subgraph = model.subgraphs[0]
+    models = []
+    for op in read_graph(flatbuffer).operators:
+        operator = copy.copy(subgraph.operators[op.index])
+        used = sorted({t for t in operator.inputs if t >= 0} | set(operator.outputs))
+        remap = {old: new for new, old in enumerate(used)}
+        buffers, tensors = [model.buffers[0]], []  # buffer 0: the empty buffer
+        for index in used:
+            tensor = copy.copy(subgraph.tensors[index])
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                buffers.append(model.buffers[tensor.buffer])
+                tensor.buffer = len(buffers) - 1
+            else:
+                tensor.buffer = 0
+            tensors.append(tensor)
+        operator.inputs = [remap[t] if t >= 0 else t for t in operator.inputs]
+        operator.outputs = [remap[t] for t in operator.outputs]
+        single_subgraph = copy.copy(subgraph)
+        single_subgraph.tensors, single_subgraph.operators = tensors, [operator]
+        single_subgraph.inputs = [remap[t.index] for t in op.inputs
+                                  if t is not None and not t.constant]
+        single_subgraph.outputs = [remap[t.index] for t in op.outputs]
+        single = copy.copy(model)
+        single.subgraphs, single.buffers, single.signatureDefs = [single_subgraph], buffers, []
+        models.append((op.name, bytes(flatbuffer_utils.convert_object_to_bytearray(single))))
+    return models
+
+
+def _op_kind(op_name, input_channels):
+    if op_name == "LceBconv2d":
+        return "binary conv"
+    if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return "beta-map box filter" if input_channels == 1 else "float conv/dense"
+    if op_name in OVERHEAD_OPS:
+        return "elementwise float ops"
+    return "other"
+
+
+def profile(flatbuffer, repeats, rng):
+    """Per-operator times (min over interleaved repeats), summed by kind and by name."""
+    graph = read_graph(flatbuffer)
+    runs = {}
+    for index, ((name, single), op) in enumerate(zip(single_op_flatbuffers(flatbuffer),
+                                                    graph.operators)):
+        interpreter = _interpreter(single)
+        channels = op.inputs[0].shape[-1] if op.inputs and op.inputs[0] is not None else 0
+        runs[(index, name, _op_kind(name, channels))] = (interpreter,
+                                                         _random_inputs(interpreter, rng))
+    times = time_interleaved(runs, repeats)
+    by_kind, by_name = {}, {}
+    for (_, name, kind), value in times.items():
+        by_kind[kind] = by_kind.get(kind, 0.0) + value["min"]
+        by_name[name] = by_name.get(name, 0.0) + value["min"]
+    return {"by_kind_ms": {k: 1e3 * v for k, v in sorted(by_kind.items())},
+            "by_op_ms": {k: 1e3 * v for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])},
+            "sum_ms": 1e3 * sum(by_kind.values())}
+
+
+def goals(latency, orders):
+    """The three goals on min and on median latencies: ``{goal: {stat: (value, met)}}``."""
+    result = {}
+    for stat in ("min", "median"):
+        one = latency["horq1"][stat]
+        for order in orders[1:]:
+            ratio = latency[f"horq{order}"][stat] / one
+            result.setdefault(f"order {order} / order 1 <= {1.1 * order:.1f}", {})[stat] = (
+                ratio, ratio <= 1.1 * order)
+        ratio = one / latency["float"][stat]
+        result.setdefault("order 1 / float <= 0.5", {})[stat] = (ratio, ratio <= 0.5)
+        if 2 in orders:
+            ratio = latency["horq2"][stat] / latency["float"][stat]
+            result.setdefault("order 2 / float <= 1.0", {})[stat] = (ratio, ratio <= 1.0)
+    return result
+
+
+def run_network(label, build, kinds, args, rng):
+    print(f"[{label}] converting {', '.join(kinds)}", flush=True)
+    flatbuffers = {kind: convert(build(kind), kind) for kind in kinds}
+    runs = {}
+    for kind, flatbuffer in flatbuffers.items():
+        interpreter = _interpreter(flatbuffer)
+        runs[kind] = (interpreter, _random_inputs(interpreter, rng))
+    print(f"[{label}] timing {args.repeats} interleaved repeats", flush=True)
+    latency = time_interleaved(runs, args.repeats)
+    profiles = {}
+    if args.profile:
+        for kind in [k for k in ("float", "bconv", "horq1", "horq2") if k in flatbuffers]:
+            print(f"[{label}] per-operator profile of {kind}", flush=True)
+            profiles[kind] = profile(flatbuffers[kind], args.profile_repeats, rng)
+    return {"latency": latency, "profiles": profiles,
+            "size_bytes": {kind: len(fb) for kind, fb in flatbuffers.items()}}
+
+
+def _verdict(goal):
+    return " / ".join(f"{stat} {value:.2f} **{'met' if met else 'NOT met'}**"
+                      for stat, (value, met) in goal.items())
+
+
+def render_markdown(args, results, wall, load_sentence):
+    parts = [
+        "# HORQ latency on LCE by order vs float (x86 interpreter)\n\n"
+        "Networks, interpreter and method: see `benchmarks/horq_latency.py` (docstring). LCE "
+        "0.16 interpreter, 1 thread, `use_indirect_bgemm=True`, `use_xnnpack=True`, batch 1, "
+        f"{args.repeats} repeats interleaved over all models of a network; min and median "
+        f"in ms. {load_sentence}\n\n"
+        "**Measured on x86 (LCE's portable C++ binary kernels vs XNNPACK's tuned float "
+        "kernels), not on ARM, where LCE's assembly kernels make binary convolutions "
+        "several times faster relative to float.**\n"
+    ]
+    for label, result in results.items():
+        latency, orders = result["latency"], result["orders"]
+        rows = [[kind, f"{v['min'] * 1e3:.2f}", f"{v['median'] * 1e3:.2f}",
+                 f"{v['min'] / latency['float']['min']:.2f}",
+                 f"{v['median'] / latency['float']['median']:.2f}",
+                 f"{result['size_bytes'][kind]:,}"]
+                for kind, v in latency.items()]
+        parts.append(f"\n## {label}\n\n" + markdown_table(
+            ["model", "min (ms)", "median (ms)", "min / float", "median / float",
+             ".tflite bytes"], rows))
+        parts.append("\nGoals:\n\n" + "".join(
+            f"- {goal}: {_verdict(values)}\n" for goal, values in result["goals"].items()))
+        if result["profiles"]:
+            kinds = sorted({k for p in result["profiles"].values() for k in p["by_kind_ms"]})
+            rows = [[model] + [f"{p['by_kind_ms'].get(k, 0.0):.2f}" for k in kinds]
+                    + [f"{p['sum_ms']:.2f}", f"{latency[model]['min'] * 1e3:.2f}"]
+                    for model, p in result["profiles"].items()]
+            parts.append(
+                "\nPer-operator profile (ms; each operator timed alone, min of "
+                f"{args.profile_repeats} interleaved repeats, summed by kind; the sum "
+                "includes every operator's input/output copies):\n\n"
+                + markdown_table(["model"] + kinds + ["sum", "whole model (min)"], rows))
+    parts.append(f"\nPlot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n")
+    return "".join(parts)
+
+
+def plot(results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2 * len(results), figsize=(7 * len(results), 4.2),
+                                squeeze=False)
+    for column, (label, result) in enumerate(results.items()):
+        latency = result["latency"]
+        kinds = list(latency)
+        axis = axes[0][2 * column]
+        axis.bar(kinds, [latency[k]["median"] * 1e3 for k in kinds], label="median")
+        axis.plot(kinds, [latency[k]["min"] * 1e3 for k in kinds], "k_", markersize=20,
+                  label="min")
+        axis.set(ylabel="latency (ms)", title=f"{label}: latency")
+        axis.legend(fontsize=8)
+        axis = axes[0][2 * column + 1]
+        profiles = result["profiles"]
+        bottom = np.zeros(len(profiles))
+        for kind in sorted({k for p in profiles.values() for k in p["by_kind_ms"]}):
+            values = np.array([p["by_kind_ms"].get(kind, 0.0) for p in profiles.values()])
+            axis.bar(list(profiles), values, bottom=bottom, label=kind)
+            bottom += values
+        axis.set(ylabel="summed one-operator time (ms)", title=f"{label}: per-operator profile")
+        axis.legend(fontsize=7)
+    figure.suptitle("LCE interpreter on x86 (1 thread, indirect BGEMM, XNNPACK); not ARM",
+                    fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = command_line("horq_latency.py", argv)
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    load_before = os.getloadavg()
+    results = {}
+    networks = {
+        f"{args.stack_channels}-channel 3x3 stack, 4 layers, "
+        f"{args.stack_size}x{args.stack_size}": (
+            lambda kind: stack_model(kind, args.stack_size, args.stack_channels), args.orders),
+        f"ResNet-18, {args.resnet_size}x{args.resnet_size}": (
+            lambda kind: resnet18(kind, args.resnet_size, args.resnet_width),
+            args.resnet_orders),
+    }
+    for label, (build, orders) in networks.items():
+        orders = sorted(set(orders))
+        kinds = ["float", "bconv"] + [f"horq{order}" for order in orders]
+        result = run_network(label, build, kinds, args, rng)
+        result["orders"] = orders
+        result["goals"] = goals(result["latency"], orders)
+        results[label] = result
+    load = {"before": load_before, "after": os.getloadavg()}
+    wall = time.perf_counter() - start
+    markdown = render_markdown(args, results, wall, load_note(load))
+    print(markdown)
+    data = {
+        "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
+        "interpreter": INTERPRETER_FLAGS,
+        "networks": {label: {**r, "goals": {g: {s: {"value": v, "met": m}
+                                                  for s, (v, m) in stats.items()}
+                                              for g, stats in r["goals"].items()}}
+                     for label, r in results.items()},
+        "load_average": load, "wall_s": wall,
+    }
+    write_results(args.output_dir, NAME, command=command, markdown=markdown, data=data,
+                  figure=plot(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

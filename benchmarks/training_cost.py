@@ -1,0 +1,200 @@
+"""Training cost: step time of HORQ order 1–3 vs larq's XNOR ``QuantConv2D`` vs float on the
+same MNIST LeNet, as ratios measured in one run.
+
+Models (all :func:`horq_keras.models.horq_lenet`'s architecture):
+
+- ``float``: ``horq_lenet(variant="float")``.
+- ``larq_xnor``: the same LeNet with larq's own XNOR layer in ``conv2`` and ``fc3``:
+  ``lq.layers.QuantConv2D(input_quantizer="ste_sign",
+  kernel_quantizer="magnitude_aware_sign", kernel_constraint="weight_clip")`` (binary
+  inputs without a beta scale), built by :func:`larq_xnor_lenet`.
+- ``horq1`` .. ``horq3``: ``horq_lenet(variant="horq", order=K)`` (``--beta-form``,
+  default the deployable pixel form; order 1 is XNOR-Net with its beta scale).
+
+One training step = ``model.train_on_batch`` on one batch of real MNIST (Adam, sparse
+categorical cross-entropy): forward, backward and weight update. Every model is warmed
+up (graph tracing) first; then repeats are interleaved over the models (each repeat
+times ``--steps`` consecutive steps of every model) and the step time of a model is the
+median over repeats, so load from other processes hits every model alike. Ratios are
+taken against ``larq_xnor``'s median step.
+
+Command and budget: ``python benchmarks/training_cost.py`` takes about 2 minutes on a
+2-core x86 CPU; ``--smoke`` runs in seconds. Results:
+``benchmarks/results/training_cost.{md,json,png}``.
+"""
+
+import os
+import sys
+import time
+
+import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from _results import (
+    base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
+)
+from horq_keras.datasets import load_mnist, scale_images
+from horq_keras.models import horq_lenet
+
+NAME = "training_cost"
+
+#: The issue's goal: HORQ order 2's step at most this many times larq's XNOR step.
+GOAL_RATIO = 1.5
+
+
+def larq_xnor_lenet():
+    """``horq_lenet``'s network with larq's XNOR ``QuantConv2D`` in ``conv2`` and ``fc3``.
+
+    Clones the binary-weight LeNet (its quantized layers are ``QuantConv2D`` with
+    ``magnitude_aware_sign`` weights and ``weight_clip``) and gives those layers
+    ``input_quantizer="ste_sign"``: binary inputs and weights, as larq's XNOR layers.
+    """
+
+    def with_binary_inputs(layer):
+        config = layer.get_config()
+        if isinstance(layer, lq.layers.QuantConv2D):
+            config["input_quantizer"] = "ste_sign"
+        return layer.__class__.from_config(config)
+
+    base = horq_lenet(variant="binary_weights", name="larq_xnor_lenet")
+    return tf.keras.models.clone_model(base, clone_function=with_binary_inputs)
+
+
+def build_models(args):
+    models = {"float": horq_lenet(variant="float"), "larq_xnor": larq_xnor_lenet()}
+    for order in args.orders:
+        models[f"horq{order}"] = horq_lenet(variant="horq", order=order,
+                                            beta_form=args.beta_form)
+    for model in models.values():
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                      loss="sparse_categorical_crossentropy")
+    return models
+
+
+def parse_args(argv):
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--beta-form", choices=["pixel", "sample", "column"], default="pixel")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5, help="steps timed per repeat")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
+    args = parse_smoke_args(parser, argv, {"orders": [2], "batch_size": 8, "steps": 1,
+                                           "repeats": 2, "warmup": 1})
+    for name in ("batch_size", "steps", "repeats", "warmup"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def measure(models, batch, args):
+    """Median step time (s) of every model over interleaved repeats."""
+    images, labels = batch
+    for model in models.values():
+        for _ in range(args.warmup):
+            model.train_on_batch(images, labels)
+    samples = {name: [] for name in models}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                model.train_on_batch(images, labels)
+            samples[name].append((time.perf_counter() - start) / args.steps)
+    return {name: {"median_s": float(np.median(values)), "min_s": float(np.min(values)),
+                   "q1_s": float(np.percentile(values, 25)),
+                   "q3_s": float(np.percentile(values, 75))}
+            for name, values in samples.items()}
+
+
+def goal_verdict(timings):
+    if "horq2" not in timings:
+        return "Goal not evaluated: the run did not include order 2."
+    ratio = timings["horq2"]["median_s"] / timings["larq_xnor"]["median_s"]
+    verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
+    return (f"Goal (HORQ-2 step <= {GOAL_RATIO}x larq XNOR step): **{verdict}** — "
+            f"measured {ratio:.2f}x.")
+
+
+def render_markdown(args, timings, wall, load_sentence):
+    xnor = timings["larq_xnor"]["median_s"]
+    flt = timings["float"]["median_s"]
+    xnor_best = timings["larq_xnor"]["min_s"]
+    rows = [[name, f"{1e3 * entry['median_s']:.1f}",
+             f"{1e3 * entry['q1_s']:.1f}–{1e3 * entry['q3_s']:.1f}",
+             f"{entry['median_s'] / xnor:.2f}x", f"{entry['min_s'] / xnor_best:.2f}x",
+             f"{entry['median_s'] / flt:.2f}x"]
+            for name, entry in timings.items()]
+    table = markdown_table(["Model", "Step (ms, median)", "Interquartile range (ms)",
+                            "vs larq XNOR (medians)", "vs larq XNOR (best of repeats)",
+                            "vs float (medians)"], rows)
+    return (
+        "# Training cost: step time of HORQ vs larq XNOR vs float\n\n"
+        f"Network: `horq_lenet` for all rows (`larq_xnor` swaps larq's XNOR `QuantConv2D` "
+        f"into `conv2` and `fc3`; HORQ rows use `beta_form=\"{args.beta_form}\"`). One step "
+        f"= `train_on_batch` (forward, backward, Adam update) on {args.batch_size} real MNIST "
+        f"images; median over {args.repeats} repeats of {args.steps} steps, repeats "
+        f"interleaved over the models in one process (TensorFlow's default threading on "
+        f"this machine's cores). {load_sentence}\n\n{table}\n{goal_verdict(timings)}\n\n"
+        "Why: an order-K HORQ layer runs K convolutions of its binary bases with the shared "
+        "kernel plus the residual bases (eq. 16–17) and, in pixel form, K receptive-field "
+        "means of the beta maps, forward and backward; larq's XNOR layer runs one "
+        "convolution and no beta. The float first and last layers are the same in every row.\n\n"
+        f"Plot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n"
+    )
+
+
+def plot(timings):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(timings)
+    medians = np.array([1e3 * timings[name]["median_s"] for name in names])
+    errors = np.array([[1e3 * (timings[n]["median_s"] - timings[n]["q1_s"]) for n in names],
+                       [1e3 * (timings[n]["q3_s"] - timings[n]["median_s"]) for n in names]])
+    figure, axis = plt.subplots(figsize=(7, 4))
+    bars = axis.bar(names, medians, yerr=errors, capsize=4,
+                    color=["gray", "tab:blue"] + ["tab:orange"] * (len(names) - 2))
+    xnor = 1e3 * timings["larq_xnor"]["median_s"]
+    for bar, median in zip(bars, medians):
+        axis.annotate(f"{median / xnor:.2f}x", (bar.get_x() + bar.get_width() / 2, median),
+                      ha="center", va="bottom", textcoords="offset points", xytext=(0, 3))
+    axis.axhline(GOAL_RATIO * xnor, linestyle=":", color="red",
+                 label=f"goal for horq2: {GOAL_RATIO}x larq XNOR")
+    axis.set(ylabel="training step (ms, median; bars: IQR)",
+             title="Training step time, MNIST LeNet (ratio to larq XNOR)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = command_line("training_cost.py", argv)
+    start = time.perf_counter()
+    (x_train, y_train), _ = load_mnist()
+    batch = (scale_images(x_train[: args.batch_size]), y_train[: args.batch_size])
+    tf.keras.utils.set_random_seed(0)
+    models = build_models(args)
+    load_before = os.getloadavg()
+    timings = measure(models, batch, args)
+    load = {"before": load_before, "after": os.getloadavg()}
+    wall = time.perf_counter() - start
+    markdown = render_markdown(args, timings, wall, load_note(load))
+    print(markdown)
+    write_results(
+        args.output_dir, NAME, command=command, markdown=markdown,
+        data={"settings": {key: value for key, value in vars(args).items()
+                           if key != "output_dir"},
+              "timings": timings, "goal": goal_verdict(timings), "load_average": load,
+              "wall_s": wall},
+        figure=plot(timings),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""``horq-keras convert`` and ``horq-keras verify``.
+
+Exit status: 0 done (and parity within tolerance), 1 parity outside tolerance (the
+.tflite is written all the same, the report says by how much), 2 bad input (missing or
+wrong files, unknown custom objects, unwritable paths, ...), with the reason on stderr.
+"""
+
+import argparse
+import json
+import sys
+
+__all__ = ["register"]
+
+_BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
+        return value
+    return parse
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
+    return value
+
+
+def _add_common(parser):
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="import MODULE first (it registers the model's "
+                        "custom layers); repeatable")
+    parser.add_argument("--atol", type=_non_negative_float, default=None,
+                        help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
+    parser.add_argument("--rtol", type=_non_negative_float, default=None,
+                        help="parity: tolerance relative to max |Keras output| (float 1e-3, "
+                        "int8 0.1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(subparsers):
+    """Add the ``convert`` and ``verify`` subcommands."""
+    from horq_keras.converters.conversion import TARGETS
+
+    convert = subparsers.add_parser(
+        "convert", help="convert a Keras model with LCE and report what was done",
+        description="Convert a trained horq_keras / larq model to a .tflite with Larq Compute "
+                    "Engine: k-bit activations become binary bit planes, HORQ layers K "
+                    "LceBconv2d ops. Prints the report (ops, MACs, size, parity, layers that "
+                    "stayed float and why).",
+    )
+    convert.add_argument("model", metavar="MODEL", help="saved Keras model (.keras, .h5, "
+                         "SavedModel directory)")
+    convert.add_argument("-o", "--output", required=True, metavar="OUT.tflite",
+                         help="the .tflite to write (atomically)")
+    convert.add_argument("--report", metavar="REPORT.json", help="also save the report as JSON")
+    convert.add_argument("--verify", type=_int_at_least(0), default=8, metavar="N",
+                         help="parity check on N random samples (default 8, 0: none)")
+    convert.add_argument("--target", choices=TARGETS, default="arm")
+    convert.add_argument("--int8", action="store_true",
+                         help="int8 first/last layers (the model must be QAT-prepared)")
+    convert.add_argument("--no-kbit", dest="kbit", action="store_false",
+                         help="do not rewrite k-bit activations into binary bit planes")
+    _add_common(convert)
+    convert.set_defaults(func=run_convert)
+
+    verify = subparsers.add_parser(
+        "verify", help="parity of a .tflite with its Keras model",
+        description="Run a Keras model and its converted .tflite (in a separate process) on "
+                    "the same inputs and compare the outputs.",
+    )
+    verify.add_argument("model", metavar="MODEL", help="saved Keras model")
+    verify.add_argument("tflite", metavar="MODEL.tflite", help="its converted model")
+    verify.add_argument("--samples", type=_int_at_least(1), default=8, metavar="N",
+                        help="random N(0, 1) samples (default 8)")
+    verify.add_argument("--report", metavar="PARITY.json", help="save the result as JSON")
+    _add_common(verify)
+    verify.set_defaults(func=run_verify)
+
+
+def _fail(command, error):
+    print(f"horq-keras {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def run_convert(args):
+    """Run ``horq-keras convert``; see the module docstring for the exit status."""
+    from horq_keras.converters.conversion import convert
+    from horq_keras.converters.io import check_writable
+    from horq_keras.converters.loading import import_modules
+
+    try:
+        if args.report:
+            check_writable(args.report, "--report")
+        import_modules(args.imports)
+        report = convert(
+            args.model, args.output, target=args.target, int8=args.int8,
+            verify_data=args.verify or False, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
+            progress=not args.quiet,
+        )
+    except _BAD_INPUT as error:
+        return _fail("convert", error)
+    print(report)
+    if args.report:
+        report.save_json(args.report)
+    return 0 if report.parity is None or report.parity.ok else 1
+
+
+def run_verify(args):
+    """Run ``horq-keras verify``; see the module docstring for the exit status."""
+    from horq_keras.converters.io import atomic_write_text, check_writable
+    from horq_keras.converters.loading import import_modules
+    from horq_keras.converters.verification import verify
+
+    try:
+        if args.report:
+            check_writable(args.report, "--report")
+        import_modules(args.imports)
+        result = verify(args.model, args.tflite, data=args.samples, atol=args.atol,
+                        rtol=args.rtol, progress=not args.quiet)
+    except _BAD_INPUT as error:
+        return _fail("verify", error)
+    print(f"parity of {args.tflite} with {args.model}: {result.summary()}")
+    if args.report:
+        atomic_write_text(args.report, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0 if result.ok else 1

@@ -1,0 +1,144 @@
+"""``convert``: a trained horq_keras / larq model to the fastest correct LCE model.
+
+Steps: check the arguments and the output path (before any work), load the model,
+refuse what LCE cannot run (HORQ's exact per-column beta form; int8 without QAT),
+rewrite k-bit activations into binary bit planes (:mod:`.kbit`), convert with LCE,
+attribute every ``LceBconv2d`` to its layer (:mod:`.lowering`), check parity with
+Keras (:mod:`.verification`), write the .tflite atomically, and return the report
+(:mod:`.report`). An error at any step leaves no file behind.
+"""
+
+import larq_compute_engine as lce
+from tqdm.auto import tqdm
+
+from horq_keras.converters.graph import read_graph
+from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
+from horq_keras.converters.io import atomic_write_bytes, check_writable
+from horq_keras.converters.kbit import rewrite_bit_planes
+from horq_keras.converters.loading import load_model
+from horq_keras.converters.lowering import iter_layers, layer_lowering
+from horq_keras.converters.report import build_report
+from horq_keras.converters.verification import parity, sample_inputs
+from horq_keras.layers import HORQConv2D
+
+__all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
+
+#: LCE's target platforms.
+TARGETS = ("arm", "xcore")
+
+
+def _check_convertible(model):
+    column = [layer.name for layer in iter_layers(model)
+              if isinstance(layer, HORQConv2D) and layer.beta_form == "column"]
+    if column:
+        raise ValueError(
+            f"`model` {model.name!r} has HORQConv2D layers with beta_form='column' "
+            f"({', '.join(column)}): the paper's exact per-im2col-column beta gives every "
+            f"receptive field its own residual signs, which is no binary image LCE can "
+            f"convolve (it would need ExtractImagePatches, which LCE's runtime cannot run). "
+            f"Rebuild the model with beta_form='pixel' (or 'sample'), load these weights "
+            f"(the shapes are the same) and fine-tune it before converting."
+        )
+
+
+def _zero_padding_notes(model, target):
+    if target != "arm":
+        return []
+    return [
+        f"{layer.name}: zero padding converts, but pad_values=1.0 is faster (LCE's "
+        f"'same-one' padding keeps fusions and bitpacked outputs)"
+        for layer in iter_layers(model)
+        if getattr(layer, "padding", None) == "same"
+        and getattr(layer, "pad_values", None) == 0.0
+        and getattr(getattr(layer, "input_quantizer", None), "precision", None) == 1
+    ]
+
+
+def convert_to_flatbuffer(model, *, target="arm"):
+    """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes."""
+    try:
+        return lce.convert_keras_model(model, target=target)
+    except Exception as error:  # noqa: BLE001 - the converter raises assorted errors
+        raise RuntimeError(f"LCE could not convert {model.name!r}: {error}") from error
+
+
+def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data=None,
+            atol=None, rtol=None, kbit=True, custom_objects=None, progress=False):
+    """Convert a Keras model with LCE, write ``output_path`` atomically, return a report.
+
+    Args:
+        model_or_path: a ``tf.keras.Model`` or the path of a saved one (.keras, .h5,
+            SavedModel directory).
+        output_path: the .tflite to write (replaced atomically; nothing is written on
+            error).
+        target: ``"arm"`` or ``"xcore"``.
+        int8: the model was prepared with :func:`~horq_keras.converters.prepare_int8`
+            and fine-tuned; its full-precision ends become int8.
+        verify_data: parity inputs: None (8 random N(0, 1) samples), an int N (N
+            random samples), an array or a list of arrays, or False (no parity check).
+        atol, rtol: parity tolerance (default: ``verification.TOLERANCES``).
+        kbit: rewrite binary-weight convs that read k-bit activations into bit planes.
+        custom_objects: extra ``{name: class}`` to load a saved model.
+        progress: show the steps (and the parity samples) as progress bars.
+
+    Returns:
+        A :class:`~horq_keras.converters.report.ConversionReport`.
+
+    Raises:
+        ValueError: bad arguments, a .tflite or unloadable model, HORQ column form,
+            int8 without QAT, parity inputs of the wrong shape.
+        FileNotFoundError, PermissionError: missing model, unwritable output directory.
+        RuntimeError: LCE failed to convert the model.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"`target` must be one of {TARGETS}; got {target!r}.")
+    if not isinstance(int8, bool):
+        raise ValueError(f"`int8` must be True or False; got {int8!r}.")
+    output_path = check_writable(output_path, "output_path")
+    steps = tqdm(total=6 if verify_data is not False else 5, desc="convert", unit="step",
+                 disable=not progress)
+    with steps:
+        steps.set_postfix_str("loading the model")
+        model = load_model(model_or_path, custom_objects=custom_objects)
+        _check_convertible(model)
+        if int8:
+            require_int8_prepared(model)
+        if verify_data is not False:
+            sample_inputs(model, verify_data)  # bad parity inputs fail before converting
+        steps.update()
+
+        steps.set_postfix_str("bit planes")
+        deployed, planes, skipped = rewrite_bit_planes(model) if kbit else (model, [], {})
+        steps.update()
+
+        steps.set_postfix_str("LCE conversion")
+        flatbuffer = convert_to_flatbuffer(deployed, target=target)
+        graph = read_graph(flatbuffer)
+        steps.update()
+
+        steps.set_postfix_str("attributing binary ops")
+        lowerings, unattributed = layer_lowering(deployed, graph, target)
+        for lowering in lowerings:
+            if lowering.name in skipped and not lowering.lowered:
+                lowering.reason = f"{lowering.reason} ({skipped[lowering.name]})"
+        notes = _zero_padding_notes(deployed, target)
+        if not int8 and is_int8_prepared(model):
+            notes.append("the model holds QAT fake-quantization: its quantized layers "
+                         "converted to int8 although int8=False")
+        steps.update()
+
+        result = None
+        if verify_data is not False:
+            steps.set_postfix_str("parity with Keras")
+            result = parity(model, flatbuffer, verify_data, int8=int8 or is_int8_prepared(model),
+                            atol=atol, rtol=rtol, progress=progress)
+            steps.update()
+
+        steps.set_postfix_str("writing")
+        atomic_write_bytes(output_path, flatbuffer)
+        steps.update()
+    return build_report(
+        model=model, flatbuffer=flatbuffer, graph=graph, lowerings=lowerings,
+        unattributed=unattributed, target=target, int8=int8, output_path=output_path,
+        bit_plane_layers=planes, notes=notes, parity=result,
+    )

@@ -1,0 +1,101 @@
+"""Load the Keras model to convert: a ``tf.keras.Model`` or a saved model path.
+
+Saved models load with larq's, horq_keras's and tensorflow-model-optimization's
+custom objects in scope (so QAT-prepared models load too); every failure is a clear
+error that names the argument and what to do.
+"""
+
+import importlib
+import os
+import re
+
+import tensorflow as tf
+
+from horq_keras.converters.tflite_file import is_flatbuffer
+
+__all__ = ["load_model", "import_modules"]
+
+_FORMATS = "a .keras or .h5 file, or a SavedModel directory"
+_UNKNOWN_OBJECT = re.compile(
+    r"Unknown (?:layer|object|initializer|regularizer|constraint|activation|loss|metric)"
+    r"[^'`]*['`]([^'`]+)['`]|Cannot deserialize object of type `([^`]+)`"
+)
+
+
+def import_modules(names):
+    """Import the modules ``names`` (they register their custom Keras objects)."""
+    for name in names or ():
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ValueError(f"`--import`: cannot import module {name!r}: {error}") from error
+
+
+def _reject_tflite(path, argument):
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if is_flatbuffer(head):
+        raise ValueError(
+            f"`{argument}` ({path!r}) is a TFLite flatbuffer, not a Keras model. Conversion "
+            f"needs the trained Keras model ({_FORMATS}); to check an existing .tflite "
+            f"against its Keras model run `horq-keras verify MODEL {path}`."
+        )
+
+
+def _custom_object_error(error, path, argument):
+    match = _UNKNOWN_OBJECT.search(str(error))
+    if match is None:
+        return None
+    name = match.group(1) or match.group(2)
+    return ValueError(
+        f"`{argument}` ({path!r}) uses the custom object {name!r}, which Keras does not "
+        f"know. Import the module that defines and registers it before converting "
+        f"(CLI: `--import my_package.layers`), or pass `custom_objects={{{name!r}: "
+        f"{name}}}`."
+    )
+
+
+def load_model(model_or_path, *, custom_objects=None, argument="model"):
+    """Return a ``tf.keras.Model`` for ``model_or_path``.
+
+    Args:
+        model_or_path: a ``tf.keras.Model``, or the path of a saved Keras model
+            (.keras, .h5, SavedModel directory).
+        custom_objects: extra ``{name: class}`` needed to deserialize the model.
+        argument: the argument name used in error messages.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the path is a .tflite file, not a Keras model, or uses unknown
+            custom objects.
+        TypeError: ``model_or_path`` is neither a model nor a path.
+    """
+    if isinstance(model_or_path, tf.keras.Model):
+        return model_or_path
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"`{argument}` must be a tf.keras.Model or the path of a saved Keras model "
+            f"({_FORMATS}); got {type(model_or_path).__name__}."
+        )
+    path = os.fspath(model_or_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"`{argument}`: no such file or directory {path!r}.")
+    if os.path.isfile(path):
+        _reject_tflite(path, argument)
+
+    import tensorflow_model_optimization as tfmot
+
+    import horq_keras.groupnet  # noqa: F401 - registers Group-Net's custom objects
+    import horq_keras.layers  # noqa: F401 - registers HORQ's custom objects
+
+    try:
+        with tfmot.quantization.keras.quantize_scope(custom_objects or {}):
+            return tf.keras.models.load_model(path, compile=False)
+    except (TypeError, ValueError) as error:
+        raise _custom_object_error(error, path, argument) or ValueError(
+            f"`{argument}` ({path!r}) could not be loaded as a Keras model: {error}"
+        ) from error
+    except OSError as error:
+        raise ValueError(
+            f"`{argument}` ({path!r}) is not a Keras model ({_FORMATS}): {error}"
+        ) from error

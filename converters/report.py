@@ -1,0 +1,221 @@
+"""What a conversion did: ops, MACs, size, parity and the layers that stayed float.
+
+:class:`ConversionReport` is printed as tables (``str(report)``) and saved as JSON
+(:meth:`ConversionReport.save_json`, written atomically).
+"""
+
+import collections
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from terminaltables import AsciiTable
+
+from horq_keras.converters.io import atomic_write_text
+from horq_keras.converters.macs import BINARY_CONV, MacCount, count_macs, operator_macs
+
+__all__ = ["Parity", "ConversionReport", "build_report", "float_equivalent_bytes"]
+
+
+@dataclass
+class Parity:
+    """Converted model vs Keras on the same inputs.
+
+    ``ok`` when ``max_abs_diff <= atol + rtol * max|keras output|``. ``top1_agreement``
+    is the share of samples whose arg-max agrees (None unless the first output is a
+    vector per sample).
+    """
+
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    reference_max_abs: float
+    top1_agreement: float = None
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    inputs: str = "random N(0, 1)"
+
+    @property
+    def tolerance(self):
+        return self.atol + self.rtol * self.reference_max_abs
+
+    @property
+    def ok(self):
+        return bool(self.max_abs_diff <= self.tolerance)
+
+    def to_dict(self):
+        return {"samples": self.samples, "inputs": self.inputs,
+                "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
+                "reference_max_abs": self.reference_max_abs,
+                "top1_agreement": self.top1_agreement, "atol": self.atol, "rtol": self.rtol,
+                "tolerance": self.tolerance, "ok": self.ok}
+
+    def summary(self):
+        top1 = "" if self.top1_agreement is None else f", top-1 agreement {self.top1_agreement:.1%}"
+        verdict = "OK" if self.ok else f"FAILED (tolerance {self.tolerance:.3g})"
+        return (f"max |diff| {self.max_abs_diff:.3g}, mean |diff| {self.mean_abs_diff:.3g}"
+                f"{top1} on {self.samples} samples ({self.inputs}): {verdict}")
+
+
+def float_equivalent_bytes(graph, size_bytes):
+    """Size of the flatbuffer with its binary and int8 weights stored as float32.
+
+    Each stored ``LceBconv2d`` kernel (bitpacked, 1 bit per weight; a kernel shared
+    by several ops counts once) and each int8 conv / fully-connected weight tensor
+    is replaced by 4 bytes per weight.
+    """
+    extra, seen = 0, set()
+    for op in graph.operators:
+        kind, _ = operator_macs(op)
+        if kind not in ("binary", "int8"):
+            continue
+        weights = op.inputs[1]  # the filter of every MAC op, TRANSPOSE_CONV included
+        if not weights.constant or weights.buffer in seen:
+            continue
+        seen.add(weights.buffer)
+        if kind == "binary":
+            out, k_h, k_w, words = weights.shape
+            per_group = min(int(op.custom_options.get("channels_in", words * 32)), words * 32)
+            count = out * k_h * k_w * per_group
+        else:
+            count = int(np.prod(weights.shape, dtype=np.int64))
+        extra += 4 * count - graph.buffer_sizes[weights.buffer]
+    return size_bytes + extra
+
+
+def _kind_counts(graph):
+    counts = {"float_conv_ops": 0, "float_fc_ops": 0, "int8_conv_ops": 0, "int8_fc_ops": 0}
+    for op in graph.operators:
+        kind, _ = operator_macs(op)
+        if kind in ("float", "int8"):
+            family = "fc" if op.name == "FULLY_CONNECTED" else "conv"
+            counts[f"{kind}_{family}_ops"] += 1
+    return counts
+
+
+@dataclass
+class ConversionReport:
+    """Everything :func:`horq_keras.converters.convert` did (see the module docstring)."""
+
+    model_name: str
+    output_path: str
+    target: str
+    int8: bool
+    op_counts: dict
+    float_conv_ops: int
+    float_fc_ops: int
+    int8_conv_ops: int
+    int8_fc_ops: int
+    macs: MacCount
+    size_bytes: int
+    float_equivalent_bytes: int
+    layers: list  # of LayerLowering, every layer meant to be binary
+    unattributed_bconvs: int = 0
+    bit_plane_layers: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    parity: Parity = None
+
+    @property
+    def bconv_ops(self):
+        return self.op_counts.get(BINARY_CONV, 0)
+
+    @property
+    def float_fallbacks(self):
+        """Layers meant to be binary that stayed float, each with its reason."""
+        return [layer for layer in self.layers if not layer.lowered]
+
+    def to_dict(self):
+        return {
+            "model": self.model_name,
+            "output_path": self.output_path,
+            "target": self.target,
+            "int8": self.int8,
+            "op_counts": dict(sorted(self.op_counts.items())),
+            "bconv_ops": self.bconv_ops,
+            "float_conv_ops": self.float_conv_ops,
+            "float_fc_ops": self.float_fc_ops,
+            "int8_conv_ops": self.int8_conv_ops,
+            "int8_fc_ops": self.int8_fc_ops,
+            "macs": {"binary": self.macs.binary, "float": self.macs.float,
+                     "int8": self.macs.int8, "binary_fraction": self.macs.binary_fraction},
+            "size_bytes": self.size_bytes,
+            "float_equivalent_bytes": self.float_equivalent_bytes,
+            "binary_layers": [layer.to_dict() for layer in self.layers],
+            "float_fallbacks": [{"name": layer.name, "kind": layer.kind, "reason": layer.reason}
+                                for layer in self.float_fallbacks],
+            "unattributed_bconvs": self.unattributed_bconvs,
+            "bit_plane_layers": list(self.bit_plane_layers),
+            "notes": list(self.notes),
+            "parity": None if self.parity is None else self.parity.to_dict(),
+        }
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save_json(self, path):
+        """Write :meth:`to_json` to ``path`` atomically."""
+        return atomic_write_text(path, self.to_json())
+
+    def __str__(self):
+        ratio = self.float_equivalent_bytes / self.size_bytes if self.size_bytes else 0.0
+        summary = [
+            ["LceBconv2d ops", self.bconv_ops],
+            ["float conv / FC ops", f"{self.float_conv_ops} / {self.float_fc_ops}"],
+            ["int8 conv / FC ops", f"{self.int8_conv_ops} / {self.int8_fc_ops}"],
+            ["binary MACs", f"{self.macs.binary:,}"],
+            ["float MACs", f"{self.macs.float:,}"],
+            ["int8 MACs", f"{self.macs.int8:,}"],
+            ["binary share of MACs", f"{self.macs.binary_fraction:.1%}"],
+            ["flatbuffer size", f"{self.size_bytes:,} B"],
+            ["float-equivalent size", f"{self.float_equivalent_bytes:,} B ({ratio:.1f}x)"],
+            ["parity vs Keras", "not checked" if self.parity is None else self.parity.summary()],
+        ]
+        sections = [
+            f"Conversion of {self.model_name} -> {self.output_path} "
+            f"(target {self.target}{', int8' if self.int8 else ''})",
+            AsciiTable([["", ""]] + summary, "Summary").table,
+            AsciiTable([["op", "count"]] + sorted(map(list, self.op_counts.items())),
+                       "Ops").table,
+        ]
+        if self.layers:
+            rows = [["layer", "type", "LceBconv2d", "per call", "status"]]
+            rows += [[layer.name, layer.kind, layer.bconvs, layer.expected_bconvs,
+                      "binary" if layer.lowered else "FLOAT"] for layer in self.layers]
+            sections.append(AsciiTable(rows, "Layers meant to be binary").table)
+        if self.float_fallbacks:
+            rows = [["layer", "type", "reason"]]
+            rows += [[layer.name, layer.kind, layer.reason] for layer in self.float_fallbacks]
+            sections.append(AsciiTable(rows, "Stayed float").table)
+        notes = list(self.notes)
+        if self.bit_plane_layers:
+            notes.append("k-bit activations as bit planes: " + ", ".join(self.bit_plane_layers))
+        sections += [f"note: {note}" for note in notes]
+        return "\n".join(sections)
+
+
+def build_report(*, model, flatbuffer, graph, lowerings, unattributed, target, int8,
+                 output_path, bit_plane_layers=(), notes=(), parity=None):
+    """Assemble the :class:`ConversionReport` of a converted ``graph``."""
+    notes = list(notes)
+    for layer in lowerings:
+        if layer.lowered and layer.bconvs % layer.expected_bconvs:
+            notes.append(f"{layer.name}: {layer.bconvs} LceBconv2d ops, expected a multiple "
+                         f"of {layer.expected_bconvs}")
+    if unattributed:
+        notes.append(f"{unattributed} LceBconv2d op(s) store a kernel that matches no layer")
+    return ConversionReport(
+        model_name=model.name,
+        output_path=None if output_path is None else str(output_path),
+        target=target,
+        int8=int8,
+        op_counts=dict(collections.Counter(op.name for op in graph.operators)),
+        macs=count_macs(graph),
+        size_bytes=len(flatbuffer),
+        float_equivalent_bytes=float_equivalent_bytes(graph, len(flatbuffer)),
+        layers=list(lowerings),
+        unattributed_bconvs=unattributed,
+        bit_plane_layers=list(bit_plane_layers),
+        notes=notes,
+        parity=parity,
+        **_kind_counts(graph),
+    )

@@ -1,0 +1,67 @@
+"""Pieces shared by the Group-Net model builders: input checks, stems and the classifier."""
+
+import tensorflow as tf
+
+#: Inputs with a side of at most this many pixels get the small (CIFAR/MNIST) stem.
+SMALL_INPUT_MAX_SIDE = 64
+
+
+def check_input_shape(input_shape):
+    """``(height, width, channels)`` of positive integers, as a tuple."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or any(
+        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in shape
+    ):
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels) of positive integers, for "
+            f"example (224, 224, 3) or (28, 28, 1); got {input_shape!r}."
+        )
+    return shape
+
+
+def check_positive_int(value, argument):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{argument}` must be an integer >= 1; got {value!r}.")
+    return value
+
+
+def is_small_input(input_shape):
+    """Whether ``input_shape`` gets the small stem (no early downsampling)."""
+    return min(input_shape[:2]) <= SMALL_INPUT_MAX_SIDE
+
+
+def float_stem(x, filters, kernel_size, strides):
+    """The full-precision first layer: ``Conv2D -> BN -> ReLU``."""
+    x = tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                               use_bias=False, name="stem_conv_float")(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    return tf.keras.layers.Activation("relu", name="stem_relu")(x)
+
+
+def classifier(x, num_classes, pooling):
+    """The full-precision last layer, with no nonlinearity before it.
+
+    ``pooling`` reduces the feature map to a vector: ``"avg"`` (ResNets) or
+    ``"flatten"`` (AlexNet, whose map is 1x1 after fc7).
+    """
+    check_positive_int(num_classes, "num_classes")
+    if pooling == "avg":
+        x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        x = tf.keras.layers.Flatten(name="flatten")(x)
+    x = tf.keras.layers.Dense(num_classes, name="logits_float")(x)
+    return tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
+
+
+def model_name(family, partition, num_bases, activation_bits):
+    """Default model name, for example ``groupnet_resnet18_v1_k5_w1a1``."""
+    if num_bases == 1:
+        decomposition = "direct"
+    elif isinstance(partition, str):
+        decomposition = partition
+    else:
+        decomposition = "p" + "-".join(str(size) for size in partition)
+    return f"{family}_{decomposition}_k{num_bases}_w1a{activation_bits}"

@@ -1,0 +1,320 @@
+"""``horq-keras train``: train the HORQ LeNet on MNIST, convert it with LCE and verify it.
+
+Steps (each a small function below): load MNIST → build ``horq_lenet(order, beta_form)``
+→ ``Model.fit`` (Adam, cosine-decayed learning rate, resumable through
+``BackupAndRestore``) → save ``model.h5`` → convert with ``lce.convert_keras_model`` to
+``model.tflite`` → run the flatbuffer with LCE's x86 interpreter on the test set → compare
+with Keras and write ``report.json``.
+
+Files in ``--output-dir`` (each written atomically, see ``horq_keras.converters.io``):
+
+- ``run_config.json`` — the options a resumed run must share with the interrupted one;
+- ``backup/`` — ``BackupAndRestore`` state while training; removed when ``fit`` ends;
+- ``checkpoint.h5`` — the model after the last finished epoch;
+- ``history.csv`` — loss and accuracy per epoch (appended to when resuming);
+- ``model.h5``, ``model.tflite``, ``report.json`` — the results.
+
+Exit code 0 when the converted model agrees with Keras (top-1 agreement >=
+:data:`MIN_AGREEMENT`), 1 when it does not, 2 for bad options.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import pathlib
+import sys
+import time
+
+import h5py
+import larq
+import larq_compute_engine as lce
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from horq_keras.converters.graph import op_counts
+from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
+from horq_keras.datasets import load_mnist, mnist_datasets, scale_images
+from horq_keras.layers import BETA_FORMS
+from horq_keras.models import horq_lenet
+
+__all__ = ["MIN_AGREEMENT", "register", "run"]
+
+#: Smallest top-1 agreement between the converted model and Keras for exit code 0.
+MIN_AGREEMENT = 0.99
+
+#: Options whose change makes a half-finished run impossible to resume.
+_RESUME_KEYS = ("order", "beta_form", "epochs", "batch_size", "learning_rate", "seed",
+                "limit_train")
+
+_TFLITE_CHUNK = 1000  # images per interpreter call (one progress-bar step)
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    return value
+
+
+def register(subparsers):
+    """Add the ``train`` subcommand to the ``horq-keras`` parser."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train the HORQ LeNet on MNIST, convert it with LCE and verify the .tflite",
+        description="Train the HORQ LeNet on MNIST, convert it with Larq Compute Engine, "
+                    "and check the .tflite against Keras on the test set.",
+        epilog="An interrupted run resumes from its last finished epoch when the same "
+               "command is run again.",
+    )
+    parser.add_argument("--order", type=_int_at_least(1), default=2,
+                        help="HORQ order K >= 1; 1 is XNOR-Net (default: %(default)s)")
+    parser.add_argument("--beta-form", choices=BETA_FORMS, default="pixel",
+                        help="where beta_i is taken; 'column' trains but cannot be converted "
+                             "(default: %(default)s)")
+    parser.add_argument("--epochs", type=_int_at_least(1), default=6,
+                        help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=128,
+                        help="(default: %(default)s)")
+    parser.add_argument("--learning-rate", type=_positive_float, default=2e-3,
+                        help="initial Adam learning rate, cosine-decayed to 0 over the run "
+                             "(default: %(default)s)")
+    parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("runs/mnist_horq"),
+                        help="where the model, .tflite and report.json go "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="seed of weights and shuffling (default: %(default)s)")
+    parser.add_argument("--data-dir", type=pathlib.Path, default=None,
+                        help="MNIST IDX directory (default: $HORQ_KERAS_MNIST_DIR, "
+                             "then ./data/mnist)")
+    parser.add_argument("--limit-train", type=_int_at_least(1), default=None, metavar="N",
+                        help="train on the first N images only (smoke tests)")
+    parser.add_argument("--limit-test", type=_int_at_least(1), default=None, metavar="N",
+                        help="evaluate on the first N test images only (smoke tests)")
+    parser.add_argument("--no-convert", action="store_true",
+                        help="stop after saving model.h5 (no .tflite, no parity check)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished run (model.h5) in --output-dir")
+    parser.set_defaults(func=run)
+
+
+def write_json_atomic(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_model_atomic(model, path):
+    """Save ``model`` as HDF5, atomically (tf_keras 2.16 has no ``.keras`` format for larq).
+
+    Keras writes the HDF5 file into memory first; :func:`atomic_write_bytes` then puts it
+    in place, so a crash never leaves a half-written model.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5_file:
+        model.save(h5_file)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Save the model after every epoch (atomically): a loadable model of the last epoch."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_model_atomic(self.model, self.path)
+
+
+def build_model(order, beta_form, learning_rate, decay_steps):
+    """``horq_lenet`` compiled with Adam and a cosine-decayed learning rate."""
+    model = horq_lenet(order=order, beta_form=beta_form)
+    schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def make_callbacks(output_dir, resuming):
+    """Resumable training: backup state, a per-epoch checkpoint and the CSV history."""
+    return [
+        tf.keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
+        EpochCheckpoint(output_dir / "checkpoint.h5"),
+        tf.keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=resuming),
+    ]
+
+
+def check_output_dir(output_dir, config, overwrite):
+    """Refuse to clobber a finished run or to resume one trained with other options.
+
+    Returns ``(resuming, error message or None)``.
+    """
+    backup = output_dir / "backup"
+    resuming = backup.is_dir() and any(backup.iterdir())
+    config_path = output_dir / "run_config.json"
+    if resuming and config_path.is_file():
+        saved = json.loads(config_path.read_text())
+        changed = {k: (saved.get(k), config[k]) for k in _RESUME_KEYS if saved.get(k) != config[k]}
+        if changed:
+            return resuming, (
+                f"{output_dir} holds an interrupted run with other options "
+                f"(saved vs given: {changed}); rerun with the saved options to resume, "
+                f"delete {backup} to start over, or choose another --output-dir."
+            )
+    elif (output_dir / "model.h5").exists() and not overwrite:
+        return resuming, (
+            f"{output_dir} already holds a finished run (model.h5); pass --overwrite to "
+            f"replace it or choose another --output-dir."
+        )
+    return resuming, None
+
+
+def train(model, dataset, epochs, output_dir, resuming):
+    """``Model.fit`` with a progress bar; returns the history and the wall time (s)."""
+    start = time.perf_counter()
+    history = model.fit(dataset, epochs=epochs, callbacks=make_callbacks(output_dir, resuming),
+                        verbose=1)
+    seconds = time.perf_counter() - start
+    with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
+        (output_dir / "backup").rmdir()
+    return history, seconds
+
+
+def convert(model):
+    """Flatbuffer bytes of ``model`` from Larq Compute Engine."""
+    return lce.convert_keras_model(model)
+
+
+def predict_tflite(flatbuffer, images):
+    """Run the flatbuffer with LCE's x86 interpreter, in chunks, with a progress bar.
+
+    One thread: an MNIST image is too little work to split, and a second thread made
+    10000 images take minutes instead of seconds on a busy 2-core machine (XNNPACK's
+    worker threads spin while waiting).
+    """
+    interpreter = lce.testing.Interpreter(
+        flatbuffer, num_threads=1, use_indirect_bgemm=True, use_xnnpack=True,
+    )
+    outputs = []
+    with tqdm(total=len(images), desc="TFLite test", unit="img") as progress:
+        for start in range(0, len(images), _TFLITE_CHUNK):
+            chunk = images[start:start + _TFLITE_CHUNK]
+            outputs.append(interpreter.predict(chunk))
+            progress.update(len(chunk))
+    return np.concatenate(outputs)
+
+
+def compare(keras_probs, tflite_probs, labels):
+    """TFLite accuracy, top-1 agreement with Keras and max |Δ probability|."""
+    keras_top1, tflite_top1 = keras_probs.argmax(-1), tflite_probs.argmax(-1)
+    return {
+        "tflite_test_accuracy": float(np.mean(tflite_top1 == labels)),
+        "top1_agreement": float(np.mean(keras_top1 == tflite_top1)),
+        "max_abs_prob_diff": float(np.max(np.abs(keras_probs - tflite_probs))),
+    }
+
+
+def _print_results(report):
+    rows = [
+        ("Keras test accuracy", report.get("keras_test_accuracy")),
+        ("TFLite test accuracy", report.get("tflite_test_accuracy")),
+        ("top-1 agreement", report.get("top1_agreement")),
+        ("max |Δ probability|", report.get("max_abs_prob_diff")),
+        ("training wall time (s)", report["train_seconds"]),
+        ("TFLite ops", report.get("op_counts")),
+    ]
+    for name, value in rows:
+        if value is not None:
+            print(f"{name:>24}: " + (f"{value:.4g}" if isinstance(value, float) else f"{value}"))
+
+
+def run(args):
+    """The ``train`` job; returns the process exit code."""
+    output_dir = args.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "order": args.order, "beta_form": args.beta_form, "epochs": args.epochs,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
+        "limit_train": args.limit_train, "limit_test": args.limit_test,
+    }
+    resuming, error = check_output_dir(output_dir, config, args.overwrite)
+    if error:
+        print(f"horq-keras train: error: {error}", file=sys.stderr)
+        return 2
+    if args.overwrite and not resuming:  # results of the replaced run must not linger
+        for name in ("model.tflite", "report.json"):
+            (output_dir / name).unlink(missing_ok=True)
+    write_json_atomic(output_dir / "run_config.json", config)
+
+    tf.keras.utils.set_random_seed(args.seed)
+    data = load_mnist(args.data_dir)
+    train_set, test_set = mnist_datasets(
+        args.batch_size, data=data, limit_train=args.limit_train,
+        limit_test=args.limit_test, seed=args.seed,
+    )
+    model = build_model(args.order, args.beta_form, args.learning_rate,
+                        decay_steps=args.epochs * len(train_set))
+    history, train_seconds = train(model, train_set, args.epochs, output_dir, resuming)
+    save_model_atomic(model, output_dir / "model.h5")
+
+    x_test, y_test = data[1][0][:args.limit_test], data[1][1][:args.limit_test]
+    keras_probs = model.predict(test_set, verbose=0)
+    report = {
+        "config": config,
+        "epochs_run": history.epoch,  # 0-based; a resumed run starts after the backup
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "train_seconds": train_seconds,
+        "test_samples": len(y_test),
+        "keras_test_accuracy": float(np.mean(keras_probs.argmax(-1) == y_test)),
+        "versions": _versions(),
+    }
+    status = 0
+    if args.no_convert or args.beta_form == "column":
+        report["converted"] = False
+        if args.beta_form == "column":
+            print("Skipping conversion: beta_form='column' (per-im2col-column beta) has no "
+                  "LCE lowering; train with --beta-form pixel or sample to deploy.")
+    else:
+        start = time.perf_counter()
+        flatbuffer = convert(model)
+        atomic_write_bytes(output_dir / "model.tflite", flatbuffer)
+        report["convert_seconds"] = time.perf_counter() - start
+        start = time.perf_counter()
+        tflite_probs = predict_tflite(flatbuffer, scale_images(x_test).numpy())
+        report["tflite_seconds"] = time.perf_counter() - start
+        report.update(compare(keras_probs, tflite_probs, y_test))
+        report["op_counts"] = dict(op_counts(flatbuffer))
+        report["converted"] = True
+        if report["top1_agreement"] < MIN_AGREEMENT:
+            print(f"TFLite and Keras disagree: top-1 agreement {report['top1_agreement']:.4f} "
+                  f"< {MIN_AGREEMENT}.", file=sys.stderr)
+            status = 1
+    write_json_atomic(output_dir / "report.json", report)
+    _print_results(report)
+    print(f"Results in {output_dir}/")
+    return status
+
+
+def _versions():
+    return {"tensorflow": tf.__version__, "larq": larq.__version__,
+            "larq_compute_engine": lce.__version__}
