@@ -15,7 +15,7 @@ import os
 import platform
 import subprocess
 
-__all__ = ["PACKAGES", "provenance", "markdown_header"]
+__all__ = ["PACKAGES", "markdown_header", "provenance"]
 
 #: Distributions whose installed versions are recorded.
 PACKAGES = (
@@ -70,7 +70,7 @@ def _git_commit():
 def provenance():
     """A JSON-ready description of this run: date, machine, Python, packages, commit."""
     return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpu_model": _cpu_model(),
             "logical_cores": os.cpu_count(),
@@ -90,8 +90,8 @@ def markdown_header(command, info=None):
     return "\n".join([
         f"- Command: `{command}`",
         f"- Date (UTC): {info['date_utc']}",
-        f"- Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores, "
-        f"{machine['platform']}",
+        (f"- Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores, "
+         f"{machine['platform']}"),
         f"- Python {info['python']}; {packages}",
         f"- Commit: {info['git_commit']}",
         "",

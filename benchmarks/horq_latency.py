@@ -52,6 +52,7 @@ from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
 from horq_keras.converters.graph import read_graph
+from horq_keras.converters.report import is_box_filter
 from horq_keras.layers import HORQConv2D
 
 NAME = "horq_latency"
@@ -227,12 +228,14 @@ def single_op_flatbuffers(flatbuffer):
     return models
 
 
-def _op_kind(op_name, input_channels):
-    if op_name == "LceBconv2d":
+def _op_kind(op, graph):
+    if op.name == "LceBconv2d":
         return "binary conv"
-    if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-        return "beta-map box filter" if input_channels == 1 else "float conv/dense"
-    if op_name in OVERHEAD_OPS:
+    if is_box_filter(op, graph):
+        return "beta-map box filter"
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return "float conv/dense"
+    if op.name in OVERHEAD_OPS:
         return "elementwise float ops"
     return "other"
 
@@ -244,9 +247,7 @@ def profile(flatbuffer, repeats, rng):
     for index, ((name, single), op) in enumerate(zip(single_op_flatbuffers(flatbuffer),
                                                     graph.operators)):
         interpreter = _interpreter(single)
-        channels = op.inputs[0].shape[-1] if op.inputs and op.inputs[0] is not None else 0
-        runs[(index, name, _op_kind(name, channels))] = (interpreter,
-                                                         _random_inputs(interpreter, rng))
+        runs[(index, name, _op_kind(op, graph))] = (interpreter, _random_inputs(interpreter, rng))
     times = time_interleaved(runs, repeats)
     by_kind, by_name = {}, {}
     for (_, name, kind), value in times.items():
@@ -292,13 +293,45 @@ def run_network(label, build, kinds, args, rng):
             "size_bytes": {kind: len(fb) for kind, fb in flatbuffers.items()}}
 
 
+def analysis(result):
+    """The measured cause of the goals' outcome: the binary-conv floor and HORQ's overhead.
+
+    Whole-model minima give the overhead (HORQ order 1 minus the bare binary model);
+    the per-operator profile splits binary from float convolution time.
+    """
+    latency, profiles = result["latency"], result["profiles"]
+    if not {"float", "bconv", "horq1"} <= set(profiles):
+        return ""
+    ms = {kind: 1e3 * value["min"] for kind, value in latency.items()}
+    floor, overhead = ms["bconv"] / ms["float"], ms["horq1"] - ms["bconv"]
+    binary = profiles["bconv"]["by_kind_ms"].get("binary conv", 0.0)
+    float_conv = profiles["float"]["by_kind_ms"].get("float conv/dense", 0.0)
+    text = (
+        f"\n**Cause.** The bare binary model (one `LceBconv2d` per layer, none of HORQ's "
+        f"float work) already takes {floor:.2f}x the float model's latency: in the profile "
+        f"its binary convolutions sum to {binary:.1f} ms against {float_conv:.1f} ms for "
+        f"the float convolutions of the float model ({binary / float_conv:.2f}x). So on "
+        f"this x86 interpreter order 1 cannot reach 0.5x and order 2 cannot reach 1.0x "
+        f"the float model whatever HORQ's overhead. That overhead (|R|, the channel mean, "
+        f"the beta-map box filter, the beta multiplication, the batch norm it keeps from "
+        f"being fused) adds {overhead:.2f} ms at order 1 ({overhead / ms['horq1']:.0%} of "
+        f"its latency)"
+    )
+    orders = sorted(int(kind[4:]) for kind in ms if kind.startswith("horq"))
+    if len(orders) > 1:
+        step = (ms[f"horq{orders[-1]}"] - ms["horq1"]) / (orders[-1] - 1)
+        text += (f"; each further order adds {step:.2f} ms, about one more set of binary "
+                 f"convolutions ({binary:.1f} ms) plus the residual's float work")
+    return text + ".\n"
+
+
 def _verdict(goal):
     return " / ".join(f"{stat} {value:.2f} **{'met' if met else 'NOT met'}**"
                       for stat, (value, met) in goal.items())
 
 
 def render_markdown(args, results, wall, load_sentence):
-    parts = [
+    parts = [(
         "# HORQ latency on LCE by order vs float (x86 interpreter)\n\n"
         "Networks, interpreter and method: see `benchmarks/horq_latency.py` (docstring). LCE "
         "0.16 interpreter, 1 thread, `use_indirect_bgemm=True`, `use_xnnpack=True`, batch 1, "
@@ -307,9 +340,9 @@ def render_markdown(args, results, wall, load_sentence):
         "**Measured on x86 (LCE's portable C++ binary kernels vs XNNPACK's tuned float "
         "kernels), not on ARM, where LCE's assembly kernels make binary convolutions "
         "several times faster relative to float.**\n"
-    ]
+    )]
     for label, result in results.items():
-        latency, orders = result["latency"], result["orders"]
+        latency = result["latency"]
         rows = [[kind, f"{v['min'] * 1e3:.2f}", f"{v['median'] * 1e3:.2f}",
                  f"{v['min'] / latency['float']['min']:.2f}",
                  f"{v['median'] / latency['float']['median']:.2f}",
@@ -329,7 +362,8 @@ def render_markdown(args, results, wall, load_sentence):
                 "\nPer-operator profile (ms; each operator timed alone, min of "
                 f"{args.profile_repeats} interleaved repeats, summed by kind; the sum "
                 "includes every operator's input/output copies):\n\n"
-                + markdown_table(["model"] + kinds + ["sum", "whole model (min)"], rows))
+                + markdown_table(["model"] + kinds + ["sum", "whole model (min)"], rows)
+                + analysis(result))
     parts.append(f"\nPlot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n")
     return "".join(parts)
 

@@ -16,12 +16,12 @@ from horq_keras.converters.verification import verify
 
 __all__ = [
     "TARGETS",
-    "convert",
-    "verify",
+    "BitPlaneConv2D",
     "ConversionReport",
     "Parity",
-    "rewrite_bit_planes",
-    "BitPlaneConv2D",
-    "prepare_int8",
+    "convert",
     "is_int8_prepared",
+    "prepare_int8",
+    "rewrite_bit_planes",
+    "verify",
 ]

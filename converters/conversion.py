@@ -9,8 +9,6 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 """
 
 import larq_compute_engine as lce
-from tqdm.auto import tqdm
-
 from horq_keras.converters.graph import read_graph
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
 from horq_keras.converters.io import atomic_write_bytes, check_writable
@@ -19,6 +17,8 @@ from horq_keras.converters.loading import load_model
 from horq_keras.converters.lowering import iter_layers, layer_lowering
 from horq_keras.converters.report import build_report
 from horq_keras.converters.verification import parity, sample_inputs
+from tqdm.auto import tqdm
+
 from horq_keras.layers import HORQConv2D
 
 __all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
@@ -58,7 +58,7 @@ def convert_to_flatbuffer(model, *, target="arm"):
     """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes."""
     try:
         return lce.convert_keras_model(model, target=target)
-    except Exception as error:  # noqa: BLE001 - the converter raises assorted errors
+    except Exception as error:
         raise RuntimeError(f"LCE could not convert {model.name!r}: {error}") from error
 
 
@@ -85,6 +85,7 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         A :class:`~horq_keras.converters.report.ConversionReport`.
 
     Raises:
+        TypeError: ``int8`` is not a bool.
         ValueError: bad arguments, a .tflite or unloadable model, HORQ column form,
             int8 without QAT, parity inputs of the wrong shape.
         FileNotFoundError, PermissionError: missing model, unwritable output directory.
@@ -93,7 +94,7 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {TARGETS}; got {target!r}.")
     if not isinstance(int8, bool):
-        raise ValueError(f"`int8` must be True or False; got {int8!r}.")
+        raise TypeError(f"`int8` must be True or False; got {int8!r}.")
     output_path = check_writable(output_path, "output_path")
     steps = tqdm(total=6 if verify_data is not False else 5, desc="convert", unit="step",
                  disable=not progress)

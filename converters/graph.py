@@ -14,7 +14,7 @@ from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-__all__ = ["Tensor", "Operator", "Graph", "read_graph", "operator_names", "op_counts"]
+__all__ = ["Graph", "Operator", "Tensor", "op_counts", "operator_names", "read_graph"]
 
 _BUILTIN_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")

@@ -8,17 +8,25 @@ with fake-quantized int8 weights and activations; LCE then converts them to int8
     qat_model = prepare_int8(model)          # annotate the float ends, apply QAT
     qat_model.compile(...); qat_model.fit(...)  # fine-tune (an epoch or so)
     convert(qat_model, "model.tflite", int8=True)
+
+Save a QAT model as .h5 to convert it later (``horq-keras convert qat.h5 -o m.tflite
+--int8``): tensorflow-model-optimization 0.8 cannot reload its quantize layers from the
+.keras format.
 """
 
 import sys
 
 import larq as lq
 import tensorflow as tf
-
 from horq_keras.converters.lowering import iter_layers
 
-__all__ = ["INT8_LAYER_TYPES", "full_precision_ends", "prepare_int8", "is_int8_prepared",
-           "require_int8_prepared"]
+__all__ = [
+    "INT8_LAYER_TYPES",
+    "full_precision_ends",
+    "is_int8_prepared",
+    "prepare_int8",
+    "require_int8_prepared",
+]
 
 #: Full-precision layer types QAT quantizes (larq's quantized subclasses excluded).
 INT8_LAYER_TYPES = (tf.keras.layers.Conv2D, tf.keras.layers.Dense,
@@ -64,6 +72,17 @@ def require_int8_prepared(model):
         )
 
 
+def _inbound_layers(layer):
+    return [inbound for node in layer.inbound_nodes
+            for inbound in tf.nest.flatten(node.inbound_layers)]
+
+
+def _is_builtin(layer):
+    """A plain Keras layer (not an input, a model, or a larq / horq_keras layer)."""
+    return (type(layer).__module__.startswith("tf_keras.")
+            and not isinstance(layer, (tf.keras.layers.InputLayer, tf.keras.Model)))
+
+
 def prepare_int8(model, *, layers=None, prefix="int8_"):
     """Annotate full-precision layers for int8 QAT and apply tfmot's default 8-bit scheme.
 
@@ -74,6 +93,10 @@ def prepare_int8(model, *, layers=None, prefix="int8_"):
         prefix: name prefix of the QAT wrappers; it must not produce a name already in
             the model (tfmot's default ``quant_`` collides with larq's default names).
 
+    A plain Keras layer feeding one of ``layers`` (a Flatten, a BatchNorm, a pool)
+    also gets its output fake-quantized: tfmot quantizes only a model input by itself,
+    and an int8 ``FULLY_CONNECTED`` / ``CONV_2D`` needs an int8 input.
+
     Returns:
         A new model with fake-quantized ``layers``, to fine-tune and then convert with
         ``int8=True``. Its weights start as ``model``'s.
@@ -83,6 +106,9 @@ def prepare_int8(model, *, layers=None, prefix="int8_"):
             quantize, no full-precision layer, or a name collision.
     """
     import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as tfmot_configs,  # in tfmot's quantize_scope
+    )
 
     if not getattr(model, "_is_graph_network", False) and not isinstance(
         model, tf.keras.Sequential
@@ -105,11 +131,17 @@ def prepare_int8(model, *, layers=None, prefix="int8_"):
     clashes = sorted(f"{prefix}{name}" for name in names if f"{prefix}{name}" in by_name)
     if clashes:
         raise ValueError(f"`prefix` {prefix!r} gives names already in the model: {clashes}.")
+    configs = {name: None for name in names}  # None: tfmot's default 8-bit config
+    for name in names:
+        for inbound in _inbound_layers(by_name[name]):
+            if inbound.name not in configs and _is_builtin(inbound):
+                configs[inbound.name] = tfmot_configs.Default8BitOutputQuantizeConfig()
     quantize = tfmot.quantization.keras
     annotated = tf.keras.models.clone_model(
         model,
         clone_function=lambda layer: (
-            quantize.quantize_annotate_layer(layer) if layer.name in names else layer
+            quantize.quantize_annotate_layer(layer, quantize_config=configs[layer.name])
+            if layer.name in configs else layer
         ),
     )
     with quantize.quantize_scope():

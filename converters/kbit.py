@@ -4,8 +4,9 @@ LCE has no multi-bit activation op. A uniform k-bit activation (larq's
 ``DoReFa(k, mode="activations")``, Group-Net's ``UniformActivation(bits, clip_value)``)
 is
 
-.. math::  q = \frac{v}{n}\, m,\qquad m = \mathrm{round}\Big(\frac{\mathrm{clip}(x, 0, v)}{v}\, n\Big)
-           = \sum_{i<k} 2^i b_i,\qquad n = 2^k - 1,
+.. math::  q = \frac{v}{n}\, m,\qquad
+           m = \mathrm{round}\Big(\frac{\mathrm{clip}(x, 0, v)}{v}\, n\Big)
+             = \sum_{i<k} 2^i b_i,\qquad n = 2^k - 1,
 
 with bits :math:`b_i \in \{0, 1\}` and clip value :math:`v` (1 for DoReFa). With the
 ±1 planes :math:`t_i = 1 - 2 b_i` (+1 where bit i is 0), :math:`q = v/2 - \sum_i c_i
@@ -31,7 +32,7 @@ before conversion.
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["BitPlaneConv2D", "bit_plane_spec", "bit_plane_precision", "rewrite_bit_planes"]
+__all__ = ["BitPlaneConv2D", "bit_plane_precision", "bit_plane_spec", "rewrite_bit_planes"]
 
 #: Bit widths the rewrite handles (LCE ops per layer = bits).
 MAX_BITS = 8
@@ -49,9 +50,9 @@ def bit_plane_spec(quantizer):
     """``(bits, clip_value)`` of a uniform k-bit activation quantizer, else None.
 
     Recognised: ``lq.quantizers.DoReFa(k, mode="activations")`` (clip value 1) and
-    Group-Net's ``UniformActivation(bits, clip_value)`` (by class, or by class name
-    with ``precision`` and ``clip_value`` attributes: the same quantizer defined
-    elsewhere).
+    Group-Net's ``UniformActivation(bits, clip_value)`` with 2 <= bits <= 8 (by class,
+    or by class name with ``precision`` and ``clip_value`` attributes: the same
+    quantizer defined elsewhere).
     """
     if isinstance(quantizer, lq.quantizers.DoReFa):
         if quantizer.mode != "activations":
@@ -65,6 +66,8 @@ def bit_plane_spec(quantizer):
         if not matches or not hasattr(quantizer, "clip_value"):
             return None
         bits, clip_value = quantizer.precision, float(quantizer.clip_value)
+        if bits == 1:  # Group-Net's 1-bit activation is a scaled sign, not {0, 1} levels
+            return None
     if not isinstance(bits, int) or not 1 <= bits <= MAX_BITS or not clip_value > 0:
         return None
     return bits, clip_value
@@ -107,7 +110,8 @@ class BitPlaneConv2D(lq.layers.QuantConv2D):
         """One ±1 plane, padded with +1 for ``padding="same"``, convolved (a bconv)."""
         padding = self.padding.upper()
         if self.padding == "same":
-            plane, padding = tf.pad(plane, self._get_padding_same(plane), constant_values=1.0), "VALID"
+            plane = tf.pad(plane, self._get_padding_same(plane), constant_values=1.0)
+            padding = "VALID"
         return tf.nn.convolution(plane, kernel, strides=self.strides, padding=padding,
                                  dilations=self.dilation_rate)
 

@@ -6,14 +6,16 @@ error that names the argument and what to do.
 """
 
 import importlib
+import importlib.util
+import json
 import os
 import re
+import zipfile
 
 import tensorflow as tf
-
 from horq_keras.converters.tflite_file import is_flatbuffer
 
-__all__ = ["load_model", "import_modules"]
+__all__ = ["import_modules", "load_model"]
 
 _FORMATS = "a .keras or .h5 file, or a SavedModel directory"
 _UNKNOWN_OBJECT = re.compile(
@@ -42,11 +44,38 @@ def _reject_tflite(path, argument):
         )
 
 
+def _unimportable_classes(path):
+    """``class_name`` of the objects of a .keras archive whose module cannot be imported
+    (tf-keras then fails with an unrelated TypeError instead of naming them)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    found, stack = [], [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            module, name = item.get("module"), item.get("class_name")
+            if isinstance(module, str) and isinstance(name, str):
+                try:
+                    missing = importlib.util.find_spec(module.split(".")[0]) is None
+                except (ImportError, ValueError):
+                    missing = True
+                if missing and name not in tf.keras.utils.get_custom_objects():
+                    found.append(name)
+            stack.extend(item.values())
+    return sorted(set(found))
+
+
 def _custom_object_error(error, path, argument):
     match = _UNKNOWN_OBJECT.search(str(error))
-    if match is None:
+    names = [match.group(1) or match.group(2)] if match else _unimportable_classes(path)
+    if not names:
         return None
-    name = match.group(1) or match.group(2)
+    name = names[0]
     return ValueError(
         f"`{argument}` ({path!r}) uses the custom object {name!r}, which Keras does not "
         f"know. Import the module that defines and registers it before converting "
@@ -85,7 +114,7 @@ def load_model(model_or_path, *, custom_objects=None, argument="model"):
 
     import tensorflow_model_optimization as tfmot
 
-    import horq_keras.groupnet  # noqa: F401 - registers Group-Net's custom objects
+    import horq_keras.groupnet
     import horq_keras.layers  # noqa: F401 - registers HORQ's custom objects
 
     try:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import larq as lq
 import numpy as np
 import tensorflow as tf
-
 from horq_keras.converters.kbit import BitPlaneConv2D, bit_plane_precision
 from horq_keras.converters.macs import BINARY_CONV
+
 from horq_keras.layers import HORQConv2D, HORQDense
 
-__all__ = ["LayerLowering", "layer_lowering", "float_reason", "expected_bconvs", "iter_layers"]
+__all__ = ["LayerLowering", "expected_bconvs", "float_reason", "iter_layers", "layer_lowering"]
 
 #: Input quantizers LCE lowers to ``LceQuantize`` (by larq's serialized name).
 LOWERED_INPUT_QUANTIZERS = frozenset(
@@ -43,6 +43,7 @@ class LayerLowering:
     expected_bconvs: int  # LceBconv2d ops per call when it lowers (HORQ: its order)
     bconvs: int  # LceBconv2d ops of the converted graph that store its kernel
     reason: str = None  # why it stayed float; None when it lowered
+    kernel_buffers: int = 0  # distinct flatbuffer buffers holding its binary kernel
 
     @property
     def lowered(self):
@@ -50,7 +51,8 @@ class LayerLowering:
 
     def to_dict(self):
         return {"name": self.name, "kind": self.kind, "expected_bconvs": self.expected_bconvs,
-                "bconvs": self.bconvs, "reason": self.reason}
+                "bconvs": self.bconvs, "kernel_buffers": self.kernel_buffers,
+                "reason": self.reason}
 
 
 def iter_layers(model):
@@ -172,7 +174,7 @@ def layer_lowering(model, graph, target="arm"):
     for layer, _ in candidates:
         if getattr(layer, "kernel", None) is not None and len(layer.kernel.shape) == 4:
             by_key.setdefault(_layer_sign_key(layer), layer.name)
-    found = {layer.name: 0 for layer, _ in candidates}
+    found = {layer.name: [] for layer, _ in candidates}  # filter buffer of each bconv
     unattributed = 0
     for op in graph.operators:
         if op.name == BINARY_CONV and op.inputs[1].constant:
@@ -180,14 +182,15 @@ def layer_lowering(model, graph, target="arm"):
             if name is None:
                 unattributed += 1
             else:
-                found[name] += 1
+                found[name].append(op.inputs[1].buffer)
     lowerings = [
         LayerLowering(
             name=layer.name,
             kind=type(layer).__name__,
             expected_bconvs=n,
-            bconvs=found[layer.name],
+            bconvs=len(found[layer.name]),
             reason=None if found[layer.name] else float_reason(layer, target),
+            kernel_buffers=len(set(found[layer.name])),
         )
         for layer, n in candidates
     ]

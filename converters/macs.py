@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MacCount", "operator_macs", "count_macs", "BINARY_CONV", "MAC_OPS"]
+__all__ = ["BINARY_CONV", "MAC_OPS", "MacCount", "count_macs", "operator_macs"]
 
 BINARY_CONV = "LceBconv2d"
 #: Operators that multiply-accumulate, besides ``LceBconv2d``.

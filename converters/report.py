@@ -9,12 +9,11 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-from terminaltables import AsciiTable
-
 from horq_keras.converters.io import atomic_write_text
 from horq_keras.converters.macs import BINARY_CONV, MacCount, count_macs, operator_macs
+from terminaltables import AsciiTable
 
-__all__ = ["Parity", "ConversionReport", "build_report", "float_equivalent_bytes"]
+__all__ = ["ConversionReport", "Parity", "build_report", "float_equivalent_bytes", "is_box_filter"]
 
 
 @dataclass
@@ -83,13 +82,26 @@ def float_equivalent_bytes(graph, size_bytes):
     return size_bytes + extra
 
 
+def is_box_filter(op, graph):
+    """A HORQ pixel-form beta-map mean: a 1-channel float conv with a constant 1/(k_h k_w)."""
+    if op.name != "CONV_2D" or not op.inputs[1].constant or op.inputs[1].dtype != "float32":
+        return False
+    out, k_h, k_w, channels = op.inputs[1].shape
+    if (out, channels) != (1, 1):
+        return False
+    data = bytes(bytearray(graph.model.buffers[op.inputs[1].buffer].data))
+    return bool(np.allclose(np.frombuffer(data, "<f4"), 1.0 / (k_h * k_w)))
+
+
 def _kind_counts(graph):
-    counts = {"float_conv_ops": 0, "float_fc_ops": 0, "int8_conv_ops": 0, "int8_fc_ops": 0}
+    counts = {"float_conv_ops": 0, "float_fc_ops": 0, "int8_conv_ops": 0, "int8_fc_ops": 0,
+              "box_filter_ops": 0}
     for op in graph.operators:
         kind, _ = operator_macs(op)
         if kind in ("float", "int8"):
             family = "fc" if op.name == "FULLY_CONNECTED" else "conv"
             counts[f"{kind}_{family}_ops"] += 1
+        counts["box_filter_ops"] += is_box_filter(op, graph)
     return counts
 
 
@@ -106,6 +118,7 @@ class ConversionReport:
     float_fc_ops: int
     int8_conv_ops: int
     int8_fc_ops: int
+    box_filter_ops: int  # of the float conv ops: HORQ beta-map means (1 channel)
     macs: MacCount
     size_bytes: int
     float_equivalent_bytes: int
@@ -136,6 +149,7 @@ class ConversionReport:
             "float_fc_ops": self.float_fc_ops,
             "int8_conv_ops": self.int8_conv_ops,
             "int8_fc_ops": self.int8_fc_ops,
+            "box_filter_ops": self.box_filter_ops,
             "macs": {"binary": self.macs.binary, "float": self.macs.float,
                      "int8": self.macs.int8, "binary_fraction": self.macs.binary_fraction},
             "size_bytes": self.size_bytes,
@@ -160,7 +174,9 @@ class ConversionReport:
         ratio = self.float_equivalent_bytes / self.size_bytes if self.size_bytes else 0.0
         summary = [
             ["LceBconv2d ops", self.bconv_ops],
-            ["float conv / FC ops", f"{self.float_conv_ops} / {self.float_fc_ops}"],
+            ["float conv / FC ops", (f"{self.float_conv_ops} / {self.float_fc_ops}" + (
+                f" ({self.box_filter_ops} of the convs: 1-channel beta-map means)"
+                if self.box_filter_ops else ""))],
             ["int8 conv / FC ops", f"{self.int8_conv_ops} / {self.int8_fc_ops}"],
             ["binary MACs", f"{self.macs.binary:,}"],
             ["float MACs", f"{self.macs.float:,}"],
@@ -170,17 +186,19 @@ class ConversionReport:
             ["float-equivalent size", f"{self.float_equivalent_bytes:,} B ({ratio:.1f}x)"],
             ["parity vs Keras", "not checked" if self.parity is None else self.parity.summary()],
         ]
+        title = (f"Conversion of {self.model_name} -> {self.output_path} "
+                 f"(target {self.target}{', int8' if self.int8 else ''})")
         sections = [
-            f"Conversion of {self.model_name} -> {self.output_path} "
-            f"(target {self.target}{', int8' if self.int8 else ''})",
+            title,
             AsciiTable([["", ""]] + summary, "Summary").table,
             AsciiTable([["op", "count"]] + sorted(map(list, self.op_counts.items())),
                        "Ops").table,
         ]
         if self.layers:
-            rows = [["layer", "type", "LceBconv2d", "per call", "status"]]
+            rows = [["layer", "type", "LceBconv2d", "per call", "kernels stored", "status"]]
             rows += [[layer.name, layer.kind, layer.bconvs, layer.expected_bconvs,
-                      "binary" if layer.lowered else "FLOAT"] for layer in self.layers]
+                      layer.kernel_buffers, "binary" if layer.lowered else "FLOAT"]
+                     for layer in self.layers]
             sections.append(AsciiTable(rows, "Layers meant to be binary").table)
         if self.float_fallbacks:
             rows = [["layer", "type", "reason"]]
@@ -201,6 +219,9 @@ def build_report(*, model, flatbuffer, graph, lowerings, unattributed, target, i
         if layer.lowered and layer.bconvs % layer.expected_bconvs:
             notes.append(f"{layer.name}: {layer.bconvs} LceBconv2d ops, expected a multiple "
                          f"of {layer.expected_bconvs}")
+        if layer.kernel_buffers > 1:
+            notes.append(f"{layer.name}: its binary kernel is stored {layer.kernel_buffers} "
+                         f"times")
     if unattributed:
         notes.append(f"{unattributed} LceBconv2d op(s) store a kernel that matches no layer")
     return ConversionReport(

@@ -37,7 +37,9 @@ def lce_extension_path():
     """Path of LCE's compiled interpreter extension (``interpreter_wrapper_lite``)."""
     spec = importlib.util.find_spec("larq_compute_engine")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("larq-compute-engine is not installed (`pip install larq-compute-engine`).")
+        raise ImportError(
+            "larq-compute-engine is not installed (`pip install larq-compute-engine`)."
+        )
     pattern = os.path.join(
         spec.submodule_search_locations[0], "tflite", "python", "interpreter_wrapper_lite*"
     )

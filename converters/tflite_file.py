@@ -9,10 +9,9 @@ consistent; what survives is still run in a child process (:mod:`.runner`).
 import os
 
 import numpy as np
-
 from horq_keras.converters.graph import read_graph
 
-__all__ = ["TFLITE_IDENTIFIER", "is_flatbuffer", "check_flatbuffer", "read_tflite"]
+__all__ = ["TFLITE_IDENTIFIER", "check_flatbuffer", "is_flatbuffer", "read_tflite"]
 
 #: File identifier of TFLite flatbuffers (bytes 4..8).
 TFLITE_IDENTIFIER = b"TFL3"
@@ -85,7 +84,7 @@ def check_flatbuffer(data, source="`tflite`"):
         )
     try:
         graph = read_graph(data)
-    except Exception as error:  # noqa: BLE001 - any parse failure means a damaged file
+    except Exception as error:
         raise _corrupt(source, f"{type(error).__name__}: {error}") from error
     _check_graph(graph, len(data), source)
     return graph

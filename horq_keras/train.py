@@ -236,16 +236,16 @@ def compare(keras_probs, tflite_probs, labels):
 
 def _print_results(report):
     rows = [
-        ("Keras test accuracy", report.get("keras_test_accuracy")),
-        ("TFLite test accuracy", report.get("tflite_test_accuracy")),
-        ("top-1 agreement", report.get("top1_agreement")),
-        ("max |Δ probability|", report.get("max_abs_prob_diff")),
-        ("training wall time (s)", report["train_seconds"]),
-        ("TFLite ops", report.get("op_counts")),
+        ("Keras test accuracy", "keras_test_accuracy", ".4f"),
+        ("TFLite test accuracy", "tflite_test_accuracy", ".4f"),
+        ("top-1 agreement", "top1_agreement", ".4f"),
+        ("max |Δ probability|", "max_abs_prob_diff", ".2e"),
+        ("training wall time (s)", "train_seconds", ".1f"),
+        ("TFLite ops", "op_counts", ""),
     ]
-    for name, value in rows:
-        if value is not None:
-            print(f"{name:>24}: " + (f"{value:.4g}" if isinstance(value, float) else f"{value}"))
+    for name, key, spec in rows:
+        if key in report:
+            print(f"{name:>24}: {report[key]:{spec}}")
 
 
 def run(args):

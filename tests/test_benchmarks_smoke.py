@@ -18,10 +18,9 @@ import tensorflow as tf
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
-#: Scripts owned by the benchmarks issue and the name of the result files they write.
-SCRIPTS = ["horq_table1", "horq_speedup", "training_cost", "beta_forms"]
-if (BENCHMARKS / "groupnet_mnist.py").exists():
-    SCRIPTS.append("groupnet_mnist")
+#: Every benchmark script (``benchmarks/<name>.py``; ``_*.py`` are shared helpers). Each
+#: writes ``<name>.md/.json/.png``.
+SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,8 +14,8 @@ from horq_keras.groupnet import (
     resolve_partition,
 )
 
-SMALL = dict(stage_blocks=(1, 1, 1), stage_filters=(4, 8, 8), input_shape=(12, 12, 1),
-             num_classes=3)
+SMALL = {"stage_blocks": (1, 1, 1), "stage_filters": (4, 8, 8), "input_shape": (12, 12, 1),
+         "num_classes": 3}
 
 
 def test_branch_scales_sum_matches_numpy(rng):

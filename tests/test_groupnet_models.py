@@ -1,8 +1,8 @@
 """Group-Net model builders: layer/branch/parameter counts against the reference ResNets,
 stems, summary MACs, save/load, a few training steps, and bad arguments."""
 
-import io
 import contextlib
+import io
 
 import larq as lq
 import numpy as np
@@ -22,7 +22,8 @@ from horq_keras.groupnet import (
     layerwise_resnet18,
 )
 
-TINY = dict(stage_blocks=(1, 1), stage_filters=(4, 8), input_shape=(10, 10, 1), num_classes=3)
+TINY = {"stage_blocks": (1, 1), "stage_filters": (4, 8), "input_shape": (10, 10, 1),
+        "num_classes": 3}
 
 #: torchvision's parameter counts of ResNet-18/34/50 (1000 classes).
 TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032}
@@ -253,21 +254,25 @@ def test_a_few_fit_steps_train_every_branch_and_scale(rng, partition, bits):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(num_bases=0), r"`num_bases` must be an integer >= 1"),
-    (dict(num_bases=2.5), r"`num_bases` must be an integer >= 1"),
-    (dict(activation_bits=0), r"`activation_bits` must be one of \(1, 2, 3, 4, 5, 6, 7, 8, 32\)"),
-    (dict(activation_bits=16), r"`activation_bits` must be one of"),
-    (dict(partition=(1, 2)), r"cover the network's 2 residual blocks exactly.*add up to 3"),
-    (dict(partition="v5"), r"`partition` must be one of"),
-    (dict(per_channel_weights="yes"), r"`per_channel` must be True or False"),
-    (dict(input_shape=(10, 10)), r"`input_shape` must be \(height, width, channels\)"),
-    (dict(num_classes=0), r"`num_classes` must be an integer >= 1"),
-    (dict(stage_filters=(4,)), r"one entry per stage; got 2 and 1"),
-    (dict(stage_blocks=(1, 0)), r"`stage_blocks` must be an integer >= 1"),
+    ({"num_bases": 0}, r"`num_bases` must be an integer >= 1"),
+    ({"num_bases": 2.5}, r"`num_bases` must be an integer >= 1"),
+    ({"activation_bits": 0}, r"`activation_bits` must be one of \(1, 2, 3, 4, 5, 6, 7, 8, 32\)"),
+    ({"activation_bits": 16}, r"`activation_bits` must be one of"),
+    ({"partition": (1, 2)}, r"cover the network's 2 residual blocks exactly.*add up to 3"),
+    ({"partition": "v5"}, r"`partition` must be one of"),
+    ({"input_shape": (10, 10)}, r"`input_shape` must be \(height, width, channels\)"),
+    ({"num_classes": 0}, r"`num_classes` must be an integer >= 1"),
+    ({"stage_filters": (4,)}, r"one entry per stage; got 2 and 1"),
+    ({"stage_blocks": (1, 0)}, r"`stage_blocks` must be an integer >= 1"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         groupnet_resnet(**{**TINY, **kwargs})
+
+
+def test_weight_scaling_flag_must_be_a_bool():
+    with pytest.raises(TypeError, match="`per_channel_weights` must be True or False"):
+        groupnet_resnet(**TINY, per_channel_weights="channel")
 
 
 @pytest.mark.parametrize("builder", [groupnet_resnet18, groupnet_alexnet])

@@ -6,7 +6,12 @@ import numpy_horq
 import pytest
 import tensorflow as tf
 
-from horq_keras.groupnet import ACTIVATION_BITS, BinaryWeight, UniformActivation, binary_conv
+from horq_keras.groupnet import (
+    ACTIVATION_BITS,
+    BinaryWeight,
+    UniformActivation,
+    binary_conv,
+)
 
 UNIFORM_BITS = [2, 3, 4, 8]
 BAD_BITS = [0, 9, 16, 64, -1, 1.5, "2", None, True]
@@ -134,7 +139,7 @@ def test_binary_weight_config_and_bad_flag():
     restored = tf.keras.utils.deserialize_keras_object(
         tf.keras.utils.serialize_keras_object(quantizer))
     assert (restored.per_channel, restored.clip_value) == (False, 0.5)
-    with pytest.raises(ValueError, match="`per_channel` must be True or False"):
+    with pytest.raises(TypeError, match="`per_channel` must be True or False"):
         BinaryWeight(per_channel="channel")
 
 

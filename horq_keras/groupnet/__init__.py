@@ -12,10 +12,23 @@ summed with learnable scales, ``G(x) ≈ sum_i lambda_i H_i(x)`` (eq. 3, 5, 6).
 - :mod:`~horq_keras.groupnet.resnet`, :mod:`~horq_keras.groupnet.alexnet` — model builders.
 """
 
-from horq_keras.groupnet.alexnet import binary_alexnet, groupnet_alexnet, layerwise_alexnet
-from horq_keras.groupnet.branches import BranchScales, binary_conv, binary_group, conv_unit
+from horq_keras.groupnet.alexnet import (
+    binary_alexnet,
+    groupnet_alexnet,
+    layerwise_alexnet,
+)
+from horq_keras.groupnet.branches import (
+    BranchScales,
+    binary_conv,
+    binary_group,
+    conv_unit,
+)
 from horq_keras.groupnet.partition import PARTITIONS, binary_body, resolve_partition
-from horq_keras.groupnet.quantizers import ACTIVATION_BITS, BinaryWeight, UniformActivation
+from horq_keras.groupnet.quantizers import (
+    ACTIVATION_BITS,
+    BinaryWeight,
+    UniformActivation,
+)
 from horq_keras.groupnet.resnet import (
     binary_resnet18,
     groupnet_resnet,
@@ -27,22 +40,22 @@ from horq_keras.groupnet.resnet import (
 
 __all__ = [
     "ACTIVATION_BITS",
+    "PARTITIONS",
     "BinaryWeight",
-    "UniformActivation",
     "BranchScales",
+    "UniformActivation",
+    "binary_alexnet",
+    "binary_body",
     "binary_conv",
     "binary_group",
+    "binary_resnet18",
     "conv_unit",
-    "PARTITIONS",
-    "binary_body",
-    "resolve_partition",
+    "groupnet_alexnet",
     "groupnet_resnet",
     "groupnet_resnet18",
     "groupnet_resnet34",
     "groupnet_resnet50",
-    "layerwise_resnet18",
-    "binary_resnet18",
-    "groupnet_alexnet",
     "layerwise_alexnet",
-    "binary_alexnet",
+    "layerwise_resnet18",
+    "resolve_partition",
 ]

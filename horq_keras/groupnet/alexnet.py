@@ -35,7 +35,7 @@ from horq_keras.groupnet.branches import check_num_bases
 from horq_keras.groupnet.partition import binary_body
 from horq_keras.groupnet.quantizers import check_activation_bits
 
-__all__ = ["groupnet_alexnet", "layerwise_alexnet", "binary_alexnet"]
+__all__ = ["binary_alexnet", "groupnet_alexnet", "layerwise_alexnet"]
 
 
 def _conv_layer(x, conv, name, *, filters, kernel_size, pool):
@@ -81,10 +81,10 @@ def groupnet_alexnet(
     check_positive_int(fc_units, "fc_units")
     input_shape = check_input_shape(input_shape)
     if is_small_input(input_shape):
-        stem = dict(kernel_size=3, strides=1)
+        stem = {"kernel_size": 3, "strides": 1}
         pool = functools.partial(tf.keras.layers.MaxPool2D, 2)
     else:
-        stem = dict(kernel_size=11, strides=4)
+        stem = {"kernel_size": 11, "strides": 4}
         pool = functools.partial(tf.keras.layers.MaxPool2D, 3, strides=2)
 
     units = [

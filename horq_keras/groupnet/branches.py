@@ -15,10 +15,14 @@ right before the activation quantizer, then a binary convolution without bias.
 import larq as lq
 import tensorflow as tf
 
-from horq_keras.groupnet.quantizers import BinaryWeight, UniformActivation, check_activation_bits
+from horq_keras.groupnet.quantizers import (
+    BinaryWeight,
+    UniformActivation,
+    check_activation_bits,
+)
 from horq_keras.layers import HORQConv2D
 
-__all__ = ["BranchScales", "binary_conv", "conv_unit", "binary_group", "check_num_bases"]
+__all__ = ["BranchScales", "binary_conv", "binary_group", "check_num_bases", "conv_unit"]
 
 
 def check_num_bases(num_bases):
@@ -91,14 +95,14 @@ def binary_conv(
     No bias; latent weights are clipped to [-1, 1] (larq's ``weight_clip``).
     """
     bits = check_activation_bits(activation_bits)
-    common = dict(
-        strides=strides,
-        padding=padding,
-        kernel_quantizer=BinaryWeight(per_channel=per_channel_weights),
-        kernel_constraint="weight_clip",
-        use_bias=False,
-        name=name,
-    )
+    common = {
+        "strides": strides,
+        "padding": padding,
+        "kernel_quantizer": BinaryWeight(per_channel=per_channel_weights),
+        "kernel_constraint": "weight_clip",
+        "use_bias": False,
+        "name": name,
+    }
     if bits == 1:
         return HORQConv2D(filters, kernel_size, order=1, beta_form="sample", pad_values=1.0,
                           **common)

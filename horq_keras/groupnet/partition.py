@@ -19,7 +19,7 @@ import functools
 from horq_keras.groupnet.branches import binary_group, check_num_bases, conv_unit
 from horq_keras.groupnet.quantizers import check_activation_bits
 
-__all__ = ["PARTITIONS", "resolve_partition", "binary_body"]
+__all__ = ["PARTITIONS", "binary_body", "resolve_partition"]
 
 #: Named partitions (see the module docstring); a sequence of group sizes is also accepted.
 PARTITIONS = ("layerwise", "v1", "v2", "v3")
@@ -93,10 +93,14 @@ def binary_body(x, units, *, partition, num_bases, activation_bits=1,
         The body's output tensor (full precision: the scaled sum of the last group).
     """
     check_num_bases(num_bases)
-    quantization = dict(
-        activation_bits=check_activation_bits(activation_bits),
-        per_channel_weights=per_channel_weights,
-    )
+    if not isinstance(per_channel_weights, bool):
+        raise TypeError(
+            f"`per_channel_weights` must be True or False; got {per_channel_weights!r}."
+        )
+    quantization = {
+        "activation_bits": check_activation_bits(activation_bits),
+        "per_channel_weights": per_channel_weights,
+    }
     sizes = resolve_partition(partition, len(units), unit)
     if sizes == "layerwise":
         conv = functools.partial(_layerwise_conv, num_bases=num_bases, **quantization)

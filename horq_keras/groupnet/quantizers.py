@@ -52,7 +52,7 @@ class BinaryWeight(lq.quantizers.Quantizer):
 
     def __init__(self, per_channel=True, clip_value=1.0, **kwargs):
         if not isinstance(per_channel, bool):
-            raise ValueError(f"`per_channel` must be True or False; got {per_channel!r}.")
+            raise TypeError(f"`per_channel` must be True or False; got {per_channel!r}.")
         self.per_channel = per_channel
         self.clip_value = clip_value
         super().__init__(**kwargs)

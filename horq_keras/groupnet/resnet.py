@@ -32,14 +32,14 @@ from horq_keras.groupnet.partition import binary_body
 from horq_keras.groupnet.quantizers import check_activation_bits
 
 __all__ = [
+    "basic_block",
+    "binary_resnet18",
+    "bottleneck_block",
     "groupnet_resnet",
     "groupnet_resnet18",
     "groupnet_resnet34",
     "groupnet_resnet50",
     "layerwise_resnet18",
-    "binary_resnet18",
-    "basic_block",
-    "bottleneck_block",
 ]
 
 
