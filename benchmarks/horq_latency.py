@@ -30,10 +30,11 @@ and the rest. A one-operator time includes copying its inputs in and its outputs
 runs portable C++ binary kernels against XNNPACK's tuned float kernels, so binary
 convolutions gain far less over float here than on a board.
 
-Command and budget: ``python benchmarks/horq_latency.py`` takes about 10-20 minutes on a
-2-core x86 CPU (11 conversions, 20 interleaved repeats, per-operator profiles); run it
-at normal priority (``nice -n 0``) on a quiet machine. ``--smoke`` runs in under a
-minute. Results: ``benchmarks/results/horq_latency.{md,json,png}``.
+Command and budget: ``python benchmarks/horq_latency.py --repeats 30 --profile-repeats 7``
+(the committed results) takes 2-3 minutes on a 2-core x86 CPU (11 conversions,
+interleaved repeats, per-operator profiles), about 7 minutes when other jobs load the
+cores; run it at normal priority (``nice -n 0``). ``--smoke`` takes about a minute.
+Results: ``benchmarks/results/horq_latency.{md,json,png}``.
 """
 
 import copy
@@ -374,26 +375,26 @@ def plot(results):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2 * len(results), figsize=(7 * len(results), 4.2),
-                                squeeze=False)
-    for column, (label, result) in enumerate(results.items()):
-        latency = result["latency"]
+    figure, axes = plt.subplots(len(results), 2, figsize=(12, 4 * len(results)), squeeze=False)
+    for row, (label, result) in enumerate(results.items()):
+        latency, profiles = result["latency"], result["profiles"]
         kinds = list(latency)
-        axis = axes[0][2 * column]
+        axis = axes[row][0]
         axis.bar(kinds, [latency[k]["median"] * 1e3 for k in kinds], label="median")
         axis.plot(kinds, [latency[k]["min"] * 1e3 for k in kinds], "k_", markersize=20,
                   label="min")
-        axis.set(ylabel="latency (ms)", title=f"{label}: latency")
-        axis.legend(fontsize=8)
-        axis = axes[0][2 * column + 1]
-        profiles = result["profiles"]
+        axis.axhline(latency["float"]["median"] * 1e3, color="gray", linewidth=0.8)
+        axis.set(ylabel="latency (ms)", title=f"{label}\nwhole-model latency")
+        axis.legend(fontsize=8, loc="upper left")
+        axis = axes[row][1]
         bottom = np.zeros(len(profiles))
         for kind in sorted({k for p in profiles.values() for k in p["by_kind_ms"]}):
             values = np.array([p["by_kind_ms"].get(kind, 0.0) for p in profiles.values()])
             axis.bar(list(profiles), values, bottom=bottom, label=kind)
             bottom += values
-        axis.set(ylabel="summed one-operator time (ms)", title=f"{label}: per-operator profile")
-        axis.legend(fontsize=7)
+        axis.set(ylabel="summed one-operator time (ms)", ylim=(0, 1.35 * max(bottom, default=1)),
+                 title=f"{label}\nper-operator profile")
+        axis.legend(fontsize=7, loc="upper left")
     figure.suptitle("LCE interpreter on x86 (1 thread, indirect BGEMM, XNNPACK); not ARM",
                     fontsize=9)
     figure.tight_layout()

@@ -17,9 +17,11 @@ paper's MNIST figures (Li et al., ICCV 2017, Table 1: XNOR 1.96 %, HORQ 1.25 %).
 runs record test accuracy and loss after every epoch; the plot shows them (the paper's
 Figures 5 and 6 compare HORQ and XNOR this way).
 
-Command and budget (2-core x86 CPU, unloaded): the default
-``python benchmarks/horq_table1.py`` trains 5 variants x 3 seeds x 6 epochs in about
-35 minutes; ``--smoke`` runs in seconds. ``--resume`` continues an interrupted campaign
+Command and budget (2-core x86 CPU): the default ``python benchmarks/horq_table1.py``
+trains 5 variants x 3 seeds x 6 epochs in about 40 minutes on an unloaded machine (the
+committed run took 69 minutes sharing the cores with other jobs, load average 3–9; the
+HORQ order-2/3 runs take about twice as long as the others); ``--smoke`` runs in seconds
+(plus TensorFlow's start-up). ``--resume`` continues an interrupted campaign
 from its progress file. Results: ``benchmarks/results/horq_table1.{md,json,png}``.
 """
 
@@ -227,6 +229,7 @@ def render_markdown(summary, args, total_wall):
 
 def plot(summary):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -252,6 +255,9 @@ def plot(summary):
                  title="MNIST test error per epoch")
     ax_loss.set(xlabel="epoch", ylabel="test loss (cross-entropy)", yscale="log",
                 title="MNIST test loss per epoch")
+    for axis in (ax_error, ax_loss):
+        axis.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax_error.legend(fontsize=8)
     figure.tight_layout()
     return figure

@@ -5,44 +5,23 @@ Exit status: 0 done (and parity within tolerance), 1 parity outside tolerance (t
 wrong files, unknown custom objects, unwritable paths, ...), with the reason on stderr.
 """
 
-import argparse
 import json
 import sys
+
+from horq_keras.argtypes import int_at_least, non_negative_number
 
 __all__ = ["register"]
 
 _BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
-        return value
-    return parse
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
-    return value
-
-
 def _add_common(parser):
     parser.add_argument("--import", dest="imports", action="append", default=[],
                         metavar="MODULE", help="import MODULE first (it registers the model's "
                         "custom layers); repeatable")
-    parser.add_argument("--atol", type=_non_negative_float, default=None,
+    parser.add_argument("--atol", type=non_negative_number, default=None,
                         help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
-    parser.add_argument("--rtol", type=_non_negative_float, default=None,
+    parser.add_argument("--rtol", type=non_negative_number, default=None,
                         help="parity: tolerance relative to max |Keras output| (float 1e-3, "
                         "int8 0.1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -64,7 +43,7 @@ def register(subparsers):
     convert.add_argument("-o", "--output", required=True, metavar="OUT.tflite",
                          help="the .tflite to write (atomically)")
     convert.add_argument("--report", metavar="REPORT.json", help="also save the report as JSON")
-    convert.add_argument("--verify", type=_int_at_least(0), default=8, metavar="N",
+    convert.add_argument("--verify", type=int_at_least(0), default=8, metavar="N",
                          help="parity check on N random samples (default 8, 0: none)")
     convert.add_argument("--target", choices=TARGETS, default="arm")
     convert.add_argument("--int8", action="store_true",
@@ -81,7 +60,7 @@ def register(subparsers):
     )
     verify.add_argument("model", metavar="MODEL", help="saved Keras model")
     verify.add_argument("tflite", metavar="MODEL.tflite", help="its converted model")
-    verify.add_argument("--samples", type=_int_at_least(1), default=8, metavar="N",
+    verify.add_argument("--samples", type=int_at_least(1), default=8, metavar="N",
                         help="random N(0, 1) samples (default 8)")
     verify.add_argument("--report", metavar="PARITY.json", help="save the result as JSON")
     _add_common(verify)

@@ -30,7 +30,7 @@ LOWERED_INPUT_QUANTIZERS = frozenset(
 #: Kernel quantizers that fold to ±alpha per output channel.
 LOWERED_KERNEL_QUANTIZERS = frozenset(
     {"ste_sign", "approx_sign", "swish_sign", "magnitude_aware_sign", "SteSign",
-     "ApproxSign", "SwishSign", "MagnitudeAwareSign"}
+     "ApproxSign", "SwishSign", "MagnitudeAwareSign", "BinaryWeight"}  # + Group-Net's
 )
 
 
@@ -117,7 +117,9 @@ def float_reason(layer, target="arm"):
     if groups > 1 and channels % 32:
         return (f"grouped convolution with {channels} input channels per group, "
                 f"not a multiple of 32")
-    if input_quantizer is None:
+    if target == "xcore" and layer.padding == "same" and layer.pad_values == 0.0:
+        return "zero padding (pad_values=0) is not lowered for target 'xcore'; use pad_values=1.0"
+    if input_quantizer is None and not isinstance(layer, BitPlaneConv2D):
         return "float inputs (no input_quantizer): LCE's binary conv needs binary inputs"
     precision = bit_plane_precision(input_quantizer)
     if precision is not None:
@@ -125,7 +127,7 @@ def float_reason(layer, target="arm"):
                 f"no multi-bit op; convert with bit planes (kbit=True) for a functional "
                 f"model with groups=1")
     input_name = _quantizer_name(input_quantizer)
-    if input_name not in LOWERED_INPUT_QUANTIZERS:
+    if input_name is not None and input_name not in LOWERED_INPUT_QUANTIZERS:
         return (f"input quantizer {input_name} is not lowered by LCE (it lowers "
                 f"ste_sign, approx_sign, swish_sign)")
     if not _is_binary(weight_quantizer):
@@ -135,8 +137,6 @@ def float_reason(layer, target="arm"):
     if kernel_name not in LOWERED_KERNEL_QUANTIZERS:
         return (f"kernel quantizer {kernel_name} does not fold to ±alpha per output "
                 f"channel")
-    if target == "xcore" and layer.padding == "same" and layer.pad_values == 0.0:
-        return "zero padding (pad_values=0) is not lowered for target 'xcore'; use pad_values=1.0"
     return "LCE did not lower it (no known rule applies)"
 
 

@@ -18,7 +18,6 @@ Exit code 0 when the converted model agrees with Keras (top-1 agreement >=
 :data:`MIN_AGREEMENT`), 1 when it does not, 2 for bad options.
 """
 
-import argparse
 import contextlib
 import io
 import json
@@ -33,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from horq_keras.argtypes import int_at_least, positive_number
 from horq_keras.converters.graph import op_counts
 from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
 from horq_keras.datasets import load_mnist, mnist_datasets, scale_images
@@ -51,30 +51,6 @@ _RESUME_KEYS = ("order", "beta_form", "epochs", "batch_size", "learning_rate", "
 _TFLITE_CHUNK = 1000  # images per interpreter call (one progress-bar step)
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
-    return value
-
-
 def register(subparsers):
     """Add the ``train`` subcommand to the ``horq-keras`` parser."""
     parser = subparsers.add_parser(
@@ -85,29 +61,29 @@ def register(subparsers):
         epilog="An interrupted run resumes from its last finished epoch when the same "
                "command is run again.",
     )
-    parser.add_argument("--order", type=_int_at_least(1), default=2,
+    parser.add_argument("--order", type=int_at_least(1), default=2,
                         help="HORQ order K >= 1; 1 is XNOR-Net (default: %(default)s)")
     parser.add_argument("--beta-form", choices=BETA_FORMS, default="pixel",
                         help="where beta_i is taken; 'column' trains but cannot be converted "
                              "(default: %(default)s)")
-    parser.add_argument("--epochs", type=_int_at_least(1), default=6,
+    parser.add_argument("--epochs", type=int_at_least(1), default=6,
                         help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=_int_at_least(1), default=128,
+    parser.add_argument("--batch-size", type=int_at_least(1), default=128,
                         help="(default: %(default)s)")
-    parser.add_argument("--learning-rate", type=_positive_float, default=2e-3,
+    parser.add_argument("--learning-rate", type=positive_number, default=2e-3,
                         help="initial Adam learning rate, cosine-decayed to 0 over the run "
                              "(default: %(default)s)")
     parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("runs/mnist_horq"),
                         help="where the model, .tflite and report.json go "
                              "(default: %(default)s)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+    parser.add_argument("--seed", type=int_at_least(0), default=0,
                         help="seed of weights and shuffling (default: %(default)s)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="MNIST IDX directory (default: $HORQ_KERAS_MNIST_DIR, "
                              "then ./data/mnist)")
-    parser.add_argument("--limit-train", type=_int_at_least(1), default=None, metavar="N",
+    parser.add_argument("--limit-train", type=int_at_least(1), default=None, metavar="N",
                         help="train on the first N images only (smoke tests)")
-    parser.add_argument("--limit-test", type=_int_at_least(1), default=None, metavar="N",
+    parser.add_argument("--limit-test", type=int_at_least(1), default=None, metavar="N",
                         help="evaluate on the first N test images only (smoke tests)")
     parser.add_argument("--no-convert", action="store_true",
                         help="stop after saving model.h5 (no .tflite, no parity check)")

@@ -167,6 +167,21 @@ def test_float_fallbacks_are_reported_with_their_reason(tmp_path):
     assert "Stayed float" in str(report)
 
 
+def test_zero_padding_stays_float_for_xcore_and_is_a_note_for_arm(tmp_path):
+    inputs = tf.keras.Input((5, 5, 32))
+    outputs = lq.layers.QuantConv2D(
+        32, 3, padding="same", pad_values=0.0, input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", name="zero_pad")(inputs)
+    model = tf.keras.Model(inputs, outputs)
+    xcore = convert(model, tmp_path / "xcore.tflite", target="xcore", verify_data=False)
+    assert xcore.parity is None and xcore.bconv_ops == 0
+    (fallback,) = xcore.float_fallbacks
+    assert fallback.name == "zero_pad" and "zero padding" in fallback.reason
+    arm = convert(model, tmp_path / "arm.tflite", verify_data=2)
+    assert arm.bconv_ops == 1 and arm.float_fallbacks == [] and arm.parity.ok
+    assert any("zero_pad: zero padding converts" in note for note in arm.notes)
+
+
 def test_column_form_is_refused_and_nothing_is_written(tmp_path):
     output = tmp_path / "model.tflite"
     output.write_bytes(b"previous model")

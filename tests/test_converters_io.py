@@ -3,8 +3,11 @@
 import os
 
 import pytest
-
-from horq_keras.converters.io import atomic_write_bytes, atomic_write_text, check_writable
+from horq_keras.converters.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_writable,
+)
 
 
 def test_atomic_write_replaces_the_file_with_normal_permissions(tmp_path):

@@ -7,9 +7,8 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.lite.tools import flatbuffer_utils
-
 from horq_keras.converters.graph import read_graph
+from tensorflow.lite.tools import flatbuffer_utils
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -193,3 +193,17 @@ def test_converted_bit_planes_match_the_original_keras_model(rng, tmp_path):
     assert report.parity.max_abs_diff <= 1e-4 * report.parity.reference_max_abs + 1e-5
     data = json.loads(report.to_json())
     assert data["bit_plane_layers"] == report.bit_plane_layers
+
+
+def test_groupnet_w1a2_converts_to_two_bconvs_per_layer(tmp_path):
+    from horq_keras.groupnet import groupnet_resnet
+
+    model = groupnet_resnet(stage_blocks=(1,), stage_filters=(32,), num_bases=2,
+                            activation_bits=2, input_shape=(16, 16, 3), num_classes=4)
+    report = convert(model, tmp_path / "w1a2.tflite", verify_data=3)
+    kbit_layers = [layer.name for layer in model.layers
+                   if isinstance(layer, lq.layers.QuantConv2D)
+                   and isinstance(layer.input_quantizer, UniformActivation)]
+    assert kbit_layers and report.bit_plane_layers == kbit_layers
+    assert report.bconv_ops == 2 * len(kbit_layers) and report.float_fallbacks == []
+    assert report.parity.ok

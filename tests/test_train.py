@@ -133,12 +133,12 @@ def test_train_column_form_overwrites_and_skips_conversion(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--order", "0", "argument --order: expected an integer >= 1; got 0"),
-    ("--order", "two", "argument --order: expected an integer >= 1; got 'two'"),
+    ("--order", "0", "argument --order: must be an integer >= 1; got '0'"),
+    ("--order", "two", "argument --order: must be an integer >= 1; got 'two'"),
     ("--beta-form", "foo", "argument --beta-form: invalid choice: 'foo'"),
-    ("--epochs", "0", "argument --epochs: expected an integer >= 1; got 0"),
-    ("--learning-rate", "-1", "argument --learning-rate: expected a finite number > 0"),
-    ("--limit-test", "-3", "argument --limit-test: expected an integer >= 1; got -3"),
+    ("--epochs", "0", "argument --epochs: must be an integer >= 1; got '0'"),
+    ("--learning-rate", "-1", "argument --learning-rate: must be a finite number > 0"),
+    ("--limit-test", "-3", "argument --limit-test: must be an integer >= 1; got '-3'"),
 ])
 def test_bad_options(option, value, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from horq_keras.argtypes import int_at_least, positive_number
 from horq_keras.bench.bench import BINARY_NAME, Settings, benchmark
 from horq_keras.bench.report import format_summary, write_json, write_plot
 from horq_keras.bench.targets import TARGET_FORMS, BenchError, TargetOptions, parse_target
@@ -27,28 +28,6 @@ examples:
 """
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
-        return value
-    return parse
-
-
-def _positive_seconds(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0; got {text!r}")
-    return value
-
-
 def _target(text):
     try:
         parse_target(text)
@@ -69,9 +48,9 @@ def register(subparsers):
     parser.add_argument("model", metavar="MODEL.tflite", help="converted model to time")
     parser.add_argument("--baseline", metavar="FLOAT.tflite",
                         help="float model timed in the same session, for the speed-up ratio")
-    parser.add_argument("--threads", type=_int_at_least(1), default=1, help="interpreter threads (1)")
-    parser.add_argument("--runs", type=_int_at_least(1), default=50, help="timed runs per model (50)")
-    parser.add_argument("--warmup", type=_int_at_least(1), default=5,
+    parser.add_argument("--threads", type=int_at_least(1), default=1, help="interpreter threads (1)")
+    parser.add_argument("--runs", type=int_at_least(1), default=50, help="timed runs per model (50)")
+    parser.add_argument("--warmup", type=int_at_least(1), default=5,
                         help="untimed runs before timing, the first reported separately (5)")
     parser.add_argument("--target", type=_target, default="local",
                         help="local (default), ssh://[user@]host[:port], adb or adb:SERIAL")
@@ -98,9 +77,9 @@ def register(subparsers):
                         help="ssh private key file (path only; passphrase keys need ssh-agent)")
     remote.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra ssh -o option, repeatable (e.g. UserKnownHostsFile=FILE)")
-    remote.add_argument("--connect-timeout", type=_int_at_least(1), default=10,
+    remote.add_argument("--connect-timeout", type=int_at_least(1), default=10,
                         help="ssh connect timeout, seconds (10)")
-    remote.add_argument("--timeout", type=_positive_seconds, default=300.0,
+    remote.add_argument("--timeout", type=positive_number, default=300.0,
                         help="limit of every copy or run command, seconds (300)")
     remote.add_argument("--device-dir", default="/data/local/tmp",
                         help="working directory on the adb device (/data/local/tmp)")

@@ -41,8 +41,12 @@ class BranchScales(tf.keras.layers.Layer):
 
     One learnable scalar ``lambda_i`` per branch, initialised to ``1/K`` so that the
     sum starts as the branches' mean (a skip connection inside every branch then
-    passes ``x`` with weight 1). After LCE conversion each ``lambda_i`` is one
-    scalar float ``MUL`` on its branch, followed by the ``ADD``\ s of the sum.
+    passes ``x`` with weight 1). After LCE conversion of a W1A1 model each
+    ``lambda_i`` is one scalar float ``MUL`` on its branch, before the ``ADD``\ s of
+    the sum: the binary convolution's output is first multiplied by XNOR-Net's
+    data-dependent ``beta``, so LCE has no constant multiply to fold into the
+    ``LceBconv2d`` (a scalar ``lambda_i`` directly after a binary convolution would
+    be folded into it).
     """
 
     def build(self, input_shape):

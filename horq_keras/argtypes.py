@@ -1,0 +1,45 @@
+"""argparse ``type=`` checks shared by the ``horq-keras`` subcommands.
+
+Each raises ``argparse.ArgumentTypeError``, so a bad value exits with status 2 and a
+message naming the option and the allowed values.
+"""
+
+import argparse
+import math
+
+__all__ = ["int_at_least", "non_negative_number", "positive_number"]
+
+
+def int_at_least(minimum):
+    """A parser of integers >= ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(text, allowed, is_allowed):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and is_allowed(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number {allowed}; got {text!r}")
+    return value
+
+
+def positive_number(text):
+    """A finite float > 0."""
+    return _number(text, "> 0", lambda value: value > 0)
+
+
+def non_negative_number(text):
+    """A finite float >= 0."""
+    return _number(text, ">= 0", lambda value: value >= 0)
