@@ -18,6 +18,10 @@ times ``--steps`` consecutive steps of every model) and the step time of a model
 median over repeats, so load from other processes hits every model alike. Ratios are
 taken against ``larq_xnor``'s median step.
 
+TensorFlow runs with ``--threads 1`` by default: on a 2-core machine shared with other
+processes a two-thread step waits for whichever core is busy, and its time (and the
+ratios) then swing by 2x between runs; one thread measures the work of each step.
+
 Command and budget: ``python benchmarks/training_cost.py`` takes about 2 minutes on a
 2-core x86 CPU; ``--smoke`` runs in seconds. Results:
 ``benchmarks/results/training_cost.{md,json,png}``.
@@ -81,12 +85,34 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=5, help="steps timed per repeat")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="TensorFlow intra- and inter-op threads (0: TensorFlow's default, "
+                             "all cores); one thread keeps the ratios stable when other "
+                             "processes share the cores")
     args = parse_smoke_args(parser, argv, {"orders": [2], "batch_size": 8, "steps": 1,
                                            "repeats": 2, "warmup": 1})
     for name in ("batch_size", "steps", "repeats", "warmup"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.threads < 0:
+        parser.error("--threads must be >= 0")
     return args
+
+
+def set_threads(threads):
+    """Use ``threads`` intra- and inter-op threads; return the intra-op count in effect.
+
+    0 keeps TensorFlow's default (0 is returned then). TensorFlow fixes its thread pools
+    when it first runs an op, so in a process that already ran TensorFlow (a test) the
+    setting cannot change and the count in effect is returned.
+    """
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError as error:
+            print(f"warning: --threads {threads} not applied: {error}", file=sys.stderr)
+    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def measure(models, batch, args):
@@ -118,6 +144,7 @@ def goal_verdict(timings):
 
 
 def render_markdown(args, timings, wall, load_sentence):
+    threads = args.threads or "TensorFlow's default (all cores)"
     xnor = timings["larq_xnor"]["median_s"]
     flt = timings["float"]["median_s"]
     xnor_best = timings["larq_xnor"]["min_s"]
@@ -135,8 +162,8 @@ def render_markdown(args, timings, wall, load_sentence):
         f"into `conv2` and `fc3`; HORQ rows use `beta_form=\"{args.beta_form}\"`). One step "
         f"= `train_on_batch` (forward, backward, Adam update) on {args.batch_size} real MNIST "
         f"images; median over {args.repeats} repeats of {args.steps} steps, repeats "
-        f"interleaved over the models in one process (TensorFlow's default threading on "
-        f"this machine's cores). {load_sentence}\n\n{table}\n{goal_verdict(timings)}\n\n"
+        f"interleaved over the models in one process; TensorFlow threads: {threads}. "
+        f"{load_sentence}\n\n{table}\n{goal_verdict(timings)}\n\n"
         "Why: an order-K HORQ layer runs K convolutions of its binary bases with the shared "
         "kernel plus the residual bases (eq. 16–17) and, in pixel form, K receptive-field "
         "means of the beta maps, forward and backward; larq's XNOR layer runs one "
@@ -174,6 +201,7 @@ def plot(timings):
 def main(argv=None):
     args = parse_args(argv)
     command = command_line("training_cost.py", argv)
+    args.threads = set_threads(args.threads)
     start = time.perf_counter()
     (x_train, y_train), _ = load_mnist()
     batch = (scale_images(x_train[: args.batch_size]), y_train[: args.batch_size])
