@@ -19,9 +19,9 @@ not convertible by LCE); ``pixel`` and ``sample`` are deployable (K ``LceBconv2d
    test images without any retraining or batch-norm recalibration.
 
 Command and budget: ``python benchmarks/beta_forms.py`` trains two order-2 LeNets for
-3 epochs each, about 10 minutes on an unloaded 2-core x86 CPU (the committed run took
-14.5 minutes sharing the cores with other jobs; training in column form is about three
-times slower than in pixel form); ``--smoke`` runs in seconds. Results:
+3 epochs each, about 6 minutes on an unloaded 2-core x86 CPU (the committed run took 7
+minutes sharing the cores with other jobs, load average about 3; training in column form
+is about twice as slow as in pixel form); ``--smoke`` runs in seconds. Results:
 ``benchmarks/results/beta_forms.{md,json,png}``.
 """
 

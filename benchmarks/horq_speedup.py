@@ -26,8 +26,9 @@ C++ kernels, so these measured figures are NOT what an ARM board shows (there, b
 convolutions are several times faster relative to float). They show what HORQ costs on
 x86 relative to a bare binary convolution and to float.
 
-Command and budget: ``python benchmarks/horq_speedup.py`` takes about 3 minutes on a
-2-core x86 CPU (conversion of 42 single-layer models, then 30 interleaved repeats);
+Command and budget: ``python benchmarks/horq_speedup.py`` takes under a minute on an
+unloaded 2-core x86 CPU (conversion of 42 single-layer models, then 30 interleaved
+repeats; about 4 minutes when other jobs share the cores, and noisier);
 ``--smoke`` runs in seconds. Results: ``benchmarks/results/horq_speedup.{md,json,png}``.
 """
 

@@ -66,7 +66,7 @@ install_mnist() {
 
 verify_mnist() {
   echo "==> verifying MNIST checksums in data/mnist"
-  "$VENV/bin/python" -c "from horq_keras.datasets import load_mnist; (x, y), (xt, yt) = load_mnist('data/mnist'); print('MNIST ok:', x.shape, xt.shape)"
+  TF_CPP_MIN_LOG_LEVEL=2 "$VENV/bin/python" -c "from horq_keras.datasets import load_mnist; (x, y), (xt, yt) = load_mnist('data/mnist'); print('MNIST ok:', x.shape, xt.shape)"
 }
 
 [ "$system" = 1 ] && install_system_packages
