@@ -32,6 +32,8 @@ before conversion.
 import larq as lq
 import tensorflow as tf
 
+from horq_keras.layers.horq import add_bias_and_activation
+
 __all__ = ["BitPlaneConv2D", "bit_plane_precision", "bit_plane_spec", "rewrite_bit_planes"]
 
 #: Bit widths the rewrite handles (LCE ops per layer = bits).
@@ -141,12 +143,7 @@ class BitPlaneConv2D(lq.layers.QuantConv2D):
             plane = lq.quantizers.ste_sign(2.0**i - 0.5 - low_bits)
             scale = -self.clip_value * 2.0**i / (2.0 * levels)
             terms.append(self._plane_conv(plane, kernel) * scale)
-        outputs = tf.add_n(terms) + self._constant(inputs, kernel)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return add_bias_and_activation(self, tf.add_n(terms) + self._constant(inputs, kernel))
 
     def get_config(self):
         config = super().get_config()

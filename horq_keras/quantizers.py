@@ -22,17 +22,14 @@ smaller than ``beta_1`` and are rarely clipped. ``clip_value=None`` disables cli
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["ResidualSign", "residual_bases", "check_order"]
+from horq_keras._checks import positive_integer
+
+__all__ = ["ResidualSign", "check_order", "residual_bases"]
 
 
 def check_order(order):
     """Validate the HORQ order K: an integer >= 1 (1 is XNOR-Net)."""
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(
-            f"`order` must be an integer >= 1 (1 = XNOR-Net, 2, 3, 4, ...); "
-            f"got {order!r} of type {type(order).__name__}."
-        )
-    return order
+    return positive_integer(order, "order", "1 = XNOR-Net, 2, 3, 4, ...")
 
 
 def residual_bases(x, order, axis=-1, clip_value=1.0):

@@ -15,6 +15,7 @@ right before the activation quantizer, then a binary convolution without bias.
 import larq as lq
 import tensorflow as tf
 
+from horq_keras._checks import positive_integer
 from horq_keras.groupnet.quantizers import (
     BinaryWeight,
     UniformActivation,
@@ -27,12 +28,9 @@ __all__ = ["BranchScales", "binary_conv", "binary_group", "check_num_bases", "co
 
 def check_num_bases(num_bases):
     """Validate K, the number of binary branches (bases): an integer >= 1."""
-    if isinstance(num_bases, bool) or not isinstance(num_bases, int) or num_bases < 1:
-        raise ValueError(
-            f"`num_bases` must be an integer >= 1 (1 = direct binarization, the paper "
-            f"uses 1–5); got {num_bases!r}."
-        )
-    return num_bases
+    return positive_integer(
+        num_bases, "num_bases", "1 = direct binarization, the paper uses 1–5"
+    )
 
 
 @tf.keras.utils.register_keras_serializable(package="horq_keras")

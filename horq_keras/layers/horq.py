@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from horq_keras.quantizers import ResidualSign, check_order, residual_bases
 
-__all__ = ["HORQConv2D", "HORQDense", "BETA_FORMS"]
+__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
 
 #: Where ``beta_i`` of a convolution's input is taken. See :class:`HORQConv2D`.
 BETA_FORMS = ("column", "pixel", "sample")
@@ -29,6 +29,15 @@ def _check_beta_form(beta_form):
             f"got {beta_form!r}."
         )
     return beta_form
+
+
+def add_bias_and_activation(layer, outputs):
+    """The end of a conv layer's ``call``: ``layer.activation(outputs + layer.bias)``."""
+    if layer.use_bias:
+        outputs = tf.nn.bias_add(outputs, layer.bias)
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
 
 
 def _horq_config(config, order, clip_value):
@@ -188,11 +197,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
             outputs = self._column_output(inputs, kernel)
         else:
             outputs = self._deployable_output(inputs, kernel)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return add_bias_and_activation(self, outputs)
 
     def get_config(self):
         return {
