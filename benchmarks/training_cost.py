@@ -145,6 +145,21 @@ def goal_verdict(timings):
             f"measured {ratio:.2f}x (best of repeats; {median_ratio:.2f}x from medians).")
 
 
+#: What an order-K HORQ layer computes in a training step, per beta form.
+WHY = {
+    "pixel": "an order-K HORQ layer in pixel form runs K convolutions of its binary bases "
+             "with the shared kernel, the residual bases (eq. 16–17) and K receptive-field "
+             "means of the beta maps, forward and backward; larq's XNOR layer runs one "
+             "convolution and no beta.",
+    "sample": "in sample form an order-K HORQ layer trains with one convolution of "
+              "sum_i beta_i H_i (equal to its K binary convolutions, which inference and LCE "
+              "run), so it adds only the residual bases (eq. 16–17) to larq's XNOR layer.",
+    "column": "in column form an order-K HORQ layer unfolds its input into im2col columns "
+              "(k_h k_w times the input) and binarizes each column K times; larq's XNOR "
+              "layer runs one convolution and no beta.",
+}
+
+
 def render_markdown(args, timings, wall, load_sentence):
     threads = args.threads or "TensorFlow's default (all cores)"
     xnor, flt = timings["larq_xnor"], timings["float"]
@@ -168,10 +183,8 @@ def render_markdown(args, timings, wall, load_sentence):
         "add time, so the minimum is the least disturbed figure and it varies least between "
         f"runs; medians are shown beside. {load_sentence}\n\n{table}\n"
         f"{goal_verdict(timings)}\n\n"
-        "Why: an order-K HORQ layer runs K convolutions of its binary bases with the shared "
-        "kernel plus the residual bases (eq. 16–17) and, in pixel form, K receptive-field "
-        "means of the beta maps, forward and backward; larq's XNOR layer runs one "
-        "convolution and no beta. The float first and last layers are the same in every row.\n\n"
+        f"Why: {WHY[args.beta_form]} The float first and last layers are the same in every "
+        "row.\n\n"
         f"Plot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n"
     )
 

@@ -258,6 +258,30 @@ def test_conv_gradients_follow_documented_rule(rng, beta_form, order, strides, p
     assert np.any(ref_grad_kernel == 0) and np.any(ref_grad_kernel != 0)  # clipped and not
 
 
+@pytest.mark.parametrize(
+    "order, strides, padding, pad_values",
+    [(1, 1, "same", 1.0), (2, 2, "same", 1.0), (3, 1, "same", 0.0), (2, 1, "valid", 1.0),
+     (3, 2, "same", 1.0)],
+)
+def test_sample_training_path_equals_inference_path(rng, order, strides, padding, pad_values):
+    """The sample form trains with one merged convolution; values and gradients are those
+    of the K-convolution path that inference and LCE use (checked against NumPy above)."""
+    layer, _ = _conv(rng, order=order, beta_form="sample", strides=strides, padding=padding,
+                     pad_values=pad_values, kernel_range=1.5)
+    x = tf.constant(1.5 * _inputs(rng))
+    upstream = tf.constant(rng.standard_normal(layer(x).shape).astype("float32"))
+    results = []
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * upstream)
+        grad_x, grad_kernel = tape.gradient(loss, [x, layer.kernel])
+        results.append((y.numpy(), grad_x.numpy(), grad_kernel.numpy()))
+    for merged, per_base in zip(*results):
+        _assert_close(merged, per_base)
+
+
 def test_dense_gradients_follow_documented_rule(rng):
     layer = HORQDense(5, order=2)
     layer.build((None, 12))

@@ -65,7 +65,9 @@ class HORQConv2D(lq.layers.QuantConv2D):
       XNOR-Net's ``K = A * k`` (box filter of ``1/(k_h k_w)``, zero padding, same
       strides and dilation): ``y = sum_i (H_i ⊛ alpha B) ⊙ (beta_i ⊛ k)``.
     - ``"sample"`` (deployable) — one ``beta_i`` per sample, the mean of ``|R_{i-1}|``
-      over height, width and channels: ``y = sum_i beta_i (H_i ⊛ alpha B)``.
+      over height, width and channels: ``y = sum_i beta_i (H_i ⊛ alpha B)``. In training
+      (``training=True``) it is computed as the equal ``(sum_i beta_i H_i) ⊛ alpha B``,
+      one convolution instead of ``order``.
 
     The deployable forms convert with LCE to exactly ``order`` ``LceBconv2d`` ops that
     read one stored kernel; padded positions of every ``H_i`` take ``pad_values``
@@ -190,11 +192,32 @@ class HORQConv2D(lq.layers.QuantConv2D):
             outputs.append(self._binary_conv(sign, signs_kernel) * alpha * beta)
         return tf.add_n(outputs)
 
-    def call(self, inputs):
+    def _merged_sample_output(self, inputs, kernel):
+        """Training path of the sample form: one convolution instead of ``order``.
+
+        With one ``beta_i`` per sample, ``sum_i beta_i (H_i ⊛ B) = (sum_i beta_i H_i) ⊛ B``
+        (linearity), padded positions taking ``pad_values * sum_i beta_i``: the same
+        function and gradients as :meth:`_deployable_output`, which inference and LCE use.
+        """
+        bases = residual_bases(inputs, self.order, _DEPLOYABLE_AXES["sample"], self.clip_value)
+        approximation = tf.add_n([beta * sign for beta, sign in bases])
+        if self._is_native_padding:
+            padding = self.padding.upper()
+        else:
+            shift = self.pad_values * tf.add_n([beta for beta, _ in bases])
+            approximation, padding = self._pad(approximation - shift, 0.0) + shift, "VALID"
+        return tf.nn.convolution(
+            approximation, kernel, strides=self.strides, padding=padding,
+            dilations=self.dilation_rate,
+        )
+
+    def call(self, inputs, training=None):
         with lq.context.quantized_scope(True):
             kernel = tf.convert_to_tensor(self.kernel)
         if self.beta_form == "column":
             outputs = self._column_output(inputs, kernel)
+        elif self.beta_form == "sample" and training:
+            outputs = self._merged_sample_output(inputs, kernel)
         else:
             outputs = self._deployable_output(inputs, kernel)
         return add_bias_and_activation(self, outputs)
