@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from horq_keras._checks import positive_integer
+
 #: Inputs with a side of at most this many pixels get the small (CIFAR/MNIST) stem.
 SMALL_INPUT_MAX_SIDE = 64
 
@@ -23,9 +25,8 @@ def check_input_shape(input_shape):
 
 
 def check_positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{argument}` must be an integer >= 1; got {value!r}.")
-    return value
+    """An integer >= 1 (a size or a count)."""
+    return positive_integer(value, argument, "a size or count")
 
 
 def is_small_input(input_shape):
@@ -54,6 +55,14 @@ def classifier(x, num_classes, pooling):
         x = tf.keras.layers.Flatten(name="flatten")(x)
     x = tf.keras.layers.Dense(num_classes, name="logits_float")(x)
     return tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
+
+
+def finish_model(inputs, x, *, include_top, num_classes, pooling, name):
+    """BN after the binary body, then (``include_top``) the float classifier: the model."""
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+    if include_top:
+        x = classifier(x, num_classes, pooling=pooling)
+    return tf.keras.Model(inputs, x, name=name)
 
 
 def model_name(family, partition, num_bases, activation_bits):

@@ -22,7 +22,7 @@ import tensorflow as tf
 from horq_keras.groupnet._common import (
     check_input_shape,
     check_positive_int,
-    classifier,
+    finish_model,
     float_stem,
     is_small_input,
     model_name,
@@ -137,12 +137,10 @@ def groupnet_resnet(
         x, units, partition=partition, num_bases=num_bases, activation_bits=activation_bits,
         per_channel_weights=per_channel_weights, unit="residual block",
     )
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
-    if include_top:
-        x = classifier(x, num_classes, pooling="avg")
     if name is None:
         name = model_name("groupnet_resnet", partition, num_bases, activation_bits)
-    return tf.keras.Model(inputs, x, name=name)
+    return finish_model(inputs, x, include_top=include_top, num_classes=num_classes,
+                        pooling="avg", name=name)
 
 
 def _standard_resnet(depth, stage_blocks, bottleneck, num_bases, activation_bits, partition,
