@@ -142,19 +142,25 @@ class HORQConv2D(lq.layers.QuantConv2D):
         self.input_quantizer.build(input_shape)  # serialised with the layer in every form
 
     def _pad(self, x, value):
+        """Pad for ``padding="same"`` with ``value``: a number, or one per sample."""
         if self.padding != "same":
             return x
+        if tf.is_tensor(value):  # per-sample value, shaped (batch, 1, 1, 1)
+            return tf.pad(x - value, self._get_padding_same(x)) + value
         return tf.pad(x, self._get_padding_same(x), constant_values=value)
 
-    def _binary_conv(self, sign, kernel):
-        """Convolve one binary base with the binary kernel (what LCE lowers)."""
+    def _binary_conv(self, x, kernel, pad_value=None):
+        """Convolve with the binary kernel (a binary base ``x``: what LCE lowers).
+
+        Padded positions take ``pad_value`` (default ``pad_values``).
+        """
         if self._is_native_padding:
             padding = self.padding.upper()
         else:
-            sign, padding = self._pad(sign, self.pad_values), "VALID"
+            pad_value = self.pad_values if pad_value is None else pad_value
+            x, padding = self._pad(x, pad_value), "VALID"
         return tf.nn.convolution(
-            sign, kernel, strides=self.strides, padding=padding,
-            dilations=self.dilation_rate,
+            x, kernel, strides=self.strides, padding=padding, dilations=self.dilation_rate,
         )
 
     def _receptive_field_mean(self, beta):
@@ -201,15 +207,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
         """
         bases = residual_bases(inputs, self.order, _DEPLOYABLE_AXES["sample"], self.clip_value)
         approximation = tf.add_n([beta * sign for beta, sign in bases])
-        if self._is_native_padding:
-            padding = self.padding.upper()
-        else:
-            shift = self.pad_values * tf.add_n([beta for beta, _ in bases])
-            approximation, padding = self._pad(approximation - shift, 0.0) + shift, "VALID"
-        return tf.nn.convolution(
-            approximation, kernel, strides=self.strides, padding=padding,
-            dilations=self.dilation_rate,
-        )
+        pad_value = self.pad_values * tf.add_n([beta for beta, _ in bases])
+        return self._binary_conv(approximation, kernel, pad_value)
 
     def call(self, inputs, training=None):
         with lq.context.quantized_scope(True):
