@@ -1,11 +1,12 @@
 # The two commands of the README:
 #   make train   set up, then train on real MNIST -> convert with LCE -> verify -> report
 #   make test    set up (with the Debian packages the tests use), then run the test suite
+# Optional: make arm-setup  aarch64 emulation for benchmarks/arm_emulated.py (root, ~270 MB)
 VENV ?= .venv
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test data train test
+.PHONY: setup setup-test data train test arm-setup
 
 setup:
 	scripts/setup.sh
@@ -21,3 +22,6 @@ train: setup
 
 test: setup-test
 	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+arm-setup:
+	scripts/setup_arm_emulation.sh
