@@ -19,7 +19,7 @@ LEGACY = pathlib.Path(__file__).resolve().parent / "data" / "legacy"
 
 _LOAD = """
 import json, sys
-{import_statement}
+IMPORT_STATEMENT
 import numpy as np
 import tensorflow as tf
 
@@ -41,8 +41,8 @@ print(json.dumps(dict(
 def test_legacy_model_loads_with_the_same_outputs(name, import_statement):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
-        [sys.executable, "-c", _LOAD.format(import_statement=import_statement), str(LEGACY / f"{name}.h5"),
-         str(LEGACY / f"{name}.npz")],
+        [sys.executable, "-c", _LOAD.replace("IMPORT_STATEMENT", import_statement),
+         str(LEGACY / f"{name}.h5"), str(LEGACY / f"{name}.npz")],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
