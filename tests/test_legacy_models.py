@@ -35,7 +35,7 @@ print(json.dumps(dict(
 
 
 @pytest.mark.parametrize(("name", "import_statement"), [
-    ("horq_small", "import horq_keras"),
+    ("horq_small", "import horq_keras.layers"),
     ("groupnet_resnet_k2_w1a2", "import horq_keras.groupnet"),
 ])
 def test_legacy_model_loads_with_the_same_outputs(name, import_statement):
