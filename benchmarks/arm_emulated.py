@@ -25,8 +25,9 @@ Set-up (once, root): ``scripts/setup_arm_emulation.sh`` (``make arm-setup``). Me
 
 Counts are deterministic (same commit, same counts). They are instruction counts, not
 time: TCG has no pipeline, cache or memory model. Milliseconds in the report are
-**estimates** from a calibration (see ``calibration``): instructions per second of a
-Cortex-A72 fitted to LCE's published QuickNet latency on a Raspberry Pi 4B.
+**estimates** from a calibration (see :func:`calibration`): the count of the bare-binary
+ResNet-18 at 224 (like Bi-RealNet) fitted to LCE's published Bi-RealNet latency on a
+Pixel 1, scaled to a Raspberry Pi 4B by LCE's published QuickNet latencies on both.
 
 Networks: the 256-channel 3x3 stack (4 layers, 28x28) and ResNet-18 at 224 built by
 ``horq_latency`` (float, bare binary conv, HORQ orders), and Group-Net ResNet-18 (v1
@@ -50,12 +51,12 @@ import tensorflow as tf
 
 import _arm_emulator as emulator
 from _results import (
-    atomic_write, base_parser, command_line, load_note, markdown_table, parse_smoke_args,
-    write_results,
+    base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
-from horq_keras.converters.graph import read_graph
 from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
+from horq_keras.tflite.files import atomic_write_text
+from horq_keras.tflite.graph import read_graph
 from horq_latency import convert, resnet18, single_op_flatbuffers, stack_model
 
 NAME = "arm_emulated"
@@ -66,11 +67,13 @@ HORQ_FLOAT_OPS = ("ABS", "MEAN", "MUL", "SUB", "ADD_N")
 OVERHEAD = "interpreter overhead"  # the cache entry of the per-invocation overhead
 CATEGORIES = ("binary conv", "bitpacking", "HORQ float overhead", "float conv/dense", "other")
 
-#: Calibration (LCE's README, "Benchmarks" / larq-zoo QuickNet): QuickNet (ImageNet,
-#: 224x224) runs in 17.3 ms on a Raspberry Pi 4B (Cortex-A72 at 1.5 GHz, 1 thread, 64-bit
-#: OS) and 18.9 ms on a Pixel 1. See ``calibration`` for how it is used.
-PUBLISHED = {"QuickNet, Raspberry Pi 4B (Cortex-A72 1.5 GHz, 1 thread)": 17.3,
-             "QuickNet, Pixel 1 (1 thread)": 18.9}
+#: Published single-thread LCE latencies (LCE's README, github.com/larq/compute-engine):
+#: Bi-RealNet (ResNet-18 with binary 3x3 convolutions, float 7x7 stem, float 1x1
+#: downsampling shortcuts, float classifier) in 47.7 ms on a Pixel 1 (README of March 2020);
+#: QuickNet in 45.0 ms on a Raspberry Pi 4B (Cortex-A72, 1.5 GHz) and 25.5 ms on a Pixel 1
+#: (current README). See :func:`calibration`.
+BIREALNET_PIXEL1_MS = 47.7
+QUICKNET_MS = {"Raspberry Pi 4B": 45.0, "Pixel 1": 25.5}
 
 
 def parse_args(argv):
@@ -78,11 +81,15 @@ def parse_args(argv):
     parser.add_argument("--networks", nargs="+", default=["stack", "resnet18", "groupnet"],
                         choices=["stack", "resnet18", "groupnet"])
     parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--beta-forms", nargs="+", choices=["pixel", "sample"],
+                        default=["pixel", "sample"], help="beta forms of the HORQ models")
     parser.add_argument("--stack-size", type=int, default=28)
     parser.add_argument("--stack-channels", type=int, default=256)
     parser.add_argument("--resnet-size", type=int, default=224)
     parser.add_argument("--groupnet-bases", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--groupnet-bits", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--name", default=NAME,
+                        help="file stem of the results (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="N: invocations counted per operator (counts are exact, N=1 "
                              "suffices; larger N only averages the loop overhead)")
@@ -92,7 +99,8 @@ def parse_args(argv):
                         help="counts by operator signature, reused by later runs (default: "
                              "%(default)s); '' disables it")
     args = parse_smoke_args(parser, argv, {
-        "networks": ["stack"], "orders": [1, 2], "stack_size": 8, "stack_channels": 32,
+        "networks": ["stack"], "orders": [1], "beta_forms": ["pixel"], "stack_size": 8,
+        "stack_channels": 32, "resnet_size": 32,
     })
     args.cache = pathlib.Path(args.cache) if args.cache else None
     if min(args.orders) < 1 or args.repeats < 1:
@@ -103,22 +111,31 @@ def parse_args(argv):
     return args
 
 
+def _kinds(args):
+    """``(label, horq_latency kind, beta form)`` of every model of a stack or ResNet."""
+    kinds = [("float", "float", "pixel"), ("bconv", "bconv", "pixel")]
+    for form in args.beta_forms:
+        kinds += [(f"horq{k}" + ("" if form == "pixel" else f" {form}"), f"horq{k}", form)
+                  for k in sorted(set(args.orders))]
+    return kinds
+
+
 def models(args):
-    """``{network label: {model kind: keras builder}}`` of the networks asked for."""
-    kinds = ["float", "bconv"] + [f"horq{k}" for k in sorted(set(args.orders))]
+    """``{network label: {model label: (horq_latency kind or None, keras builder)}}``."""
     result = {}
     if "stack" in args.networks:
         label = (f"{args.stack_channels}-channel 3x3 stack, 4 layers, "
                  f"{args.stack_size}x{args.stack_size}")
-        result[label] = {k: (lambda k=k: stack_model(k, args.stack_size, args.stack_channels))
-                         for k in kinds}
+        result[label] = {name: (kind, lambda k=kind, f=form: stack_model(
+            k, args.stack_size, args.stack_channels, beta_form=f)) for name, kind, form in _kinds(args)}
     if "resnet18" in args.networks:
         size = args.resnet_size
         result[f"ResNet-18, {size}x{size}"] = {
-            k: (lambda k=k: resnet18(k, size, 64)) for k in kinds}
+            name: (kind, lambda k=kind, f=form: resnet18(k, size, 64, beta_form=f))
+            for name, kind, form in _kinds(args)}
     if "groupnet" in args.networks:
         result[f"Group-Net ResNet-18 (v1), {args.resnet_size}x{args.resnet_size}"] = {
-            f"W1A{bits} K={bases}": (lambda b=bases, a=bits: groupnet_resnet18(
+            f"W1A{bits} K={bases}": (None, lambda b=bases, a=bits: groupnet_resnet18(
                 num_bases=b, activation_bits=a,
                 input_shape=(args.resnet_size, args.resnet_size, 3)))
             for bits in args.groupnet_bits for bases in args.groupnet_bases}
@@ -126,9 +143,9 @@ def models(args):
 
 
 def _convert(kind, build):
-    if kind in ("float", "bconv") or kind.startswith("horq"):
-        return convert(build(), kind)  # horq_latency's: checks the LceBconv2d count
-    return lce.convert_keras_model(build())
+    if kind is None:
+        return lce.convert_keras_model(build())
+    return convert(build(), kind)  # horq_latency's: checks the LceBconv2d count
 
 
 def signature(op, graph):
@@ -201,8 +218,7 @@ def _load_cache(path, key):
 
 
 def _save_cache(path, key, counts):
-    with atomic_write(path) as file:
-        json.dump({key: counts}, file)
+    atomic_write_text(path, json.dumps({key: counts}))
 
 
 def measure(flatbuffers, args, workdir, log):
@@ -265,23 +281,27 @@ def tabulate(flatbuffer, counts):
             "failed_ops": failed}
 
 
-def calibration(results):
-    """Instructions per second that turn counts into estimated Cortex-A72 milliseconds.
+def calibration(count):
+    """Instructions per second that turn counts into estimated Raspberry Pi 4B milliseconds.
 
-    No QuickNet runs here (no larq-zoo weights offline), so the like-for-like is the
-    float-to-binary composition: LCE reports QuickNet (about 0.35 G binary MACs + 0.06 G
-    float MACs on 224x224) at 17.3 ms on a Raspberry Pi 4B. We instead fit the rate on
-    the float ResNet-18 at 224 when it was measured: XNNPACK's float kernels on an A72 run
-    at a known fraction of peak, so we take the A72's sustained rate as one instruction
-    per cycle at 1.5 GHz (1.5 G instructions/s; a dual-issue core sustains 1-2 IPC on
-    NEON GEMM loops), and report how that rate compares with the published figure.
+    ``count``: instructions of the bare-binary ResNet-18 at 224 (``horq_latency``'s
+    "bconv": a binary 3x3 ``LceBconv2d`` per block conv, float stem, float 1x1 downsampling
+    shortcuts and classifier), the like for like of Bi-RealNet, which LCE runs in 47.7 ms on
+    a Pixel 1. That gives a Pixel 1 rate; QuickNet's published Raspberry Pi 4B / Pixel 1
+    latencies (45.0 / 25.5 ms, same LCE kernels) scale it to the Pi. The fit absorbs the
+    stand-in's extra binary instructions (LCE's kernels need fewer), so estimates of float
+    work are on the low side and the whole calibration is a rough one: every millisecond
+    it gives is an estimate.
     """
-    return {"instructions_per_second": 1.5e9,
-            "basis": "Cortex-A72 at 1.5 GHz (Raspberry Pi 4B), 1 instruction per cycle",
-            "published_ms": PUBLISHED}
+    pixel1 = count / (BIREALNET_PIXEL1_MS / 1e3)
+    scale = QUICKNET_MS["Pixel 1"] / QUICKNET_MS["Raspberry Pi 4B"]
+    return {"instructions_per_second": pixel1 * scale, "pixel1_instructions_per_second": pixel1,
+            "calibration_model_instructions": count,
+            "birealnet_pixel1_ms": BIREALNET_PIXEL1_MS, "quicknet_ms": QUICKNET_MS}
 
 
-def render_markdown(args, results, overhead, wall, load_sentence, rate):
+def render_markdown(args, results, overhead, wall, load_sentence, calibrated):
+    rate = calibrated["instructions_per_second"]
     parts = [(
         "# ARM (emulated Cortex-A72) instruction counts of converted models\n\n"
         "Method: see `benchmarks/arm_emulated.py` (docstring). aarch64 TFLite kernels of "
@@ -292,8 +312,9 @@ def render_markdown(args, results, overhead, wall, load_sentence, rate):
         "this project's NEON kernel (im2col + `vcntq_u8` binary GEMM), a stand-in for LCE's "
         "assembly kernels, which are at least as fast: the binary counts are upper "
         "bounds.** Counts are exact and deterministic; they ignore memory stalls. "
-        f"Milliseconds are **estimates**: counts / {rate / 1e9:.1f} G instructions/s "
-        "(see *Calibration*). " + load_sentence + "\n")]
+        f"Milliseconds are **estimates** for a Raspberry Pi 4B (Cortex-A72, 1 thread): "
+        f"counts / {rate / 1e9:.2f} G instructions/s (see *Calibration*). "
+        + load_sentence + "\n")]
     for label, network in results.items():
         float_total = network.get("float", {}).get("total")
         rows = []
@@ -309,16 +330,41 @@ def render_markdown(args, results, overhead, wall, load_sentence, rate):
                 f"{1e3 * r['total'] / rate:.2f}",
                 ", ".join(r["failed_ops"]) or "—",
             ])
+        note = ""
+        if {"float", "bconv"} <= set(network):
+            binary = network["bconv"]["by_category"]
+            same_layers = (network["float"]["by_category"]["float conv/dense"]
+                           - binary["float conv/dense"])
+            note = (f"\nThe layers that are binary in `bconv`, as float convolutions (XNNPACK) "
+                    f"vs as binary ones (NEON stand-in, bitpacking included): "
+                    f"{same_layers / (binary['binary conv'] + binary['bitpacking']):.1f}x fewer "
+                    f"instructions binary (LCE's paper, MLSys 2021: LCE's binary convolutions "
+                    f"run 8.5-18.5x faster than float ones on a Pixel 1).\n")
         parts.append(f"\n## {label}\n\nMillions of aarch64 instructions per inference:\n\n"
                      + markdown_table(
                          ["model", "total", *CATEGORIES, "HORQ float share",
-                          "HORQ float / binary conv", "total / float", "est. ms (A72)",
-                          "not counted"], rows))
-        rows = [[kind, ", ".join(f"{name} {count / 1e6:,.1f}"
+                          "HORQ float / binary conv", "total / float", "est. ms (RPi 4B)",
+                          "not counted"], rows) + note)
+        rows = [[kind, ", ".join(f"{name} {count / 1e6:,.2f}"
                                  for name, count in r["by_op"].items())]
                 for kind, r in network.items()]
         parts.append("\nBy operator (M instructions):\n\n"
                      + markdown_table(["model", "operators"], rows))
+    parts.append(
+        "\n## Calibration (estimates)\n\n"
+        f"The bare-binary ResNet-18 at {args.resnet_size}x{args.resnet_size} (a binary 3x3 "
+        "`LceBconv2d` per block conv, float stem, float 1x1 downsampling shortcuts and "
+        "classifier: the like for like of Bi-RealNet) counts "
+        f"{calibrated['calibration_model_instructions'] / 1e6:,.0f} M instructions here. "
+        f"LCE's README gives Bi-RealNet {BIREALNET_PIXEL1_MS} ms on a Pixel 1 (1 thread; "
+        "README of March 2020) and QuickNet "
+        f"{QUICKNET_MS['Raspberry Pi 4B']} ms on a Raspberry Pi 4B vs "
+        f"{QUICKNET_MS['Pixel 1']} ms on a Pixel 1 (1 thread; current README): "
+        f"{calibrated['pixel1_instructions_per_second'] / 1e9:.2f} G instructions/s on a "
+        f"Pixel 1, {rate / 1e9:.2f} G/s on the Pi. The NEON stand-in spends more "
+        "instructions on binary work than LCE's kernels, so the fitted rate is high and the "
+        "float parts' milliseconds are on the low side: every millisecond here is an "
+        "estimate, for ranking, not a measurement.\n")
     parts.append(f"\nWall time of the benchmark: {wall:.0f} s.\n")
     return "".join(parts)
 
@@ -340,7 +386,8 @@ def plot(results, rate):
         axis.tick_params(axis="x", rotation=45, labelsize=7)
         axis.legend(fontsize=7)
     figure.suptitle(f"Emulated Cortex-A72 (qemu, TCG counts); LCE ops by a NEON stand-in; "
-                    f"1 ms ~ {rate / 1e6:.0f} M instructions (estimate)", fontsize=9)
+                    f"Raspberry Pi 4B: 1 ms ~ {rate / 1e6:.0f} M instructions (estimate)",
+                    fontsize=9)
     figure.tight_layout()
     return figure
 
@@ -353,10 +400,16 @@ def main(argv=None):
     log = lambda text: print(text, flush=True)  # noqa: E731
     flatbuffers = {}
     for label, builders in models(args).items():
-        for kind, build in builders.items():
-            log(f"[{label}] converting {kind}")
-            flatbuffers[(label, kind)] = _convert(kind, build)
+        for name, (kind, build) in builders.items():
+            log(f"[{label}] converting {name}")
+            flatbuffers[(label, name)] = _convert(kind, build)
             tf.keras.backend.clear_session()
+    size = args.resnet_size
+    calibration_key = (f"ResNet-18, {size}x{size}", "bconv")
+    if calibration_key not in flatbuffers:
+        log(f"[calibration] converting the bare-binary ResNet-18 at {size}x{size}")
+        calibration_key = ("calibration", "bconv")
+        flatbuffers[calibration_key] = convert(resnet18("bconv", size, 64), "bconv")
     with tempfile.TemporaryDirectory() as temporary:
         workdir = args.workdir or pathlib.Path(temporary)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -364,17 +417,19 @@ def main(argv=None):
     results = {}
     for (label, kind), flatbuffer in flatbuffers.items():
         results.setdefault(label, {})[kind] = tabulate(flatbuffer, counts)
-    rate = calibration(results)["instructions_per_second"]
+    calibrated = calibration(results[calibration_key[0]]["bconv"]["total"])
+    results.pop("calibration", None)
+    rate = calibrated["instructions_per_second"]
     wall = time.perf_counter() - start
     load = {"before": load_before, "after": os.getloadavg()}
-    markdown = render_markdown(args, results, overhead, wall, load_note(load), rate)
+    markdown = render_markdown(args, results, overhead, wall, load_note(load), calibrated)
     print(markdown)
     data = {"settings": {k: str(v) if isinstance(v, pathlib.Path) else v
                          for k, v in vars(args).items() if k != "output_dir"},
             "cpu": emulator.CPU, "interpreter_overhead": overhead,
-            "calibration": calibration(results), "networks": results,
+            "calibration": calibrated, "networks": results,
             "load_average": load, "wall_s": wall}
-    write_results(args.output_dir, NAME, command=command, markdown=markdown, data=data,
+    write_results(args.output_dir, args.name, command=command, markdown=markdown, data=data,
                   figure=plot(results, rate))
     return 0
 

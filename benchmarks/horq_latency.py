@@ -1,6 +1,7 @@
 """LCE latency of HORQ networks by order vs their float twins, with a per-operator profile.
 
-Two networks, each built with ``HORQConv2D`` (pixel beta form, ``pad_values=1.0``) of
+Two networks, each built with ``HORQConv2D`` (pixel beta form, or ``--beta-form sample``;
+``pad_values=1.0``) of
 order K, with plain ``Conv2D`` (the float twin) and with a bare binary convolution (larq
 ``QuantConv2D``, ``ste_sign`` inputs, ``magnitude_aware_sign`` weights: one
 ``LceBconv2d`` and nothing else, the floor of any binary layer):
@@ -73,6 +74,8 @@ def parse_args(argv):
                         help="HORQ orders of the stack")
     parser.add_argument("--resnet-orders", type=int, nargs="+", default=[1, 2, 3],
                         help="HORQ orders of ResNet-18")
+    parser.add_argument("--beta-form", choices=["pixel", "sample"], default="pixel",
+                        help="beta form of the HORQ layers (default: pixel)")
     parser.add_argument("--stack-size", type=int, default=28)
     parser.add_argument("--stack-channels", type=int, default=256)
     parser.add_argument("--resnet-size", type=int, default=224)
@@ -95,8 +98,8 @@ def parse_args(argv):
     return args
 
 
-def _binary_conv(kind, filters, kernel_size, strides=1):
-    """The 3x3 conv of ``kind``: "float", "bconv" or "horq<K>"."""
+def _binary_conv(kind, filters, kernel_size, strides=1, beta_form="pixel"):
+    """The 3x3 conv of ``kind``: "float", "bconv" or "horq<K>" (of ``beta_form``)."""
     if kind == "float":
         return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                                       use_bias=False)
@@ -107,32 +110,35 @@ def _binary_conv(kind, filters, kernel_size, strides=1):
             kernel_constraint="weight_clip",
         )
     return HORQConv2D(filters, kernel_size, order=int(kind[4:]), strides=strides,
-                      padding="same", pad_values=1.0)
+                      padding="same", pad_values=1.0, beta_form=beta_form)
 
 
-def stack_model(kind, size, channels):
+def stack_model(kind, size, channels, beta_form="pixel"):
     """4 x (3x3 conv -> BN) on ``size`` x ``size`` x ``channels``."""
     inputs = x = tf.keras.Input((size, size, channels))
     for _ in range(4):
-        x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, channels, 3)(x))
+        x = tf.keras.layers.BatchNormalization()(
+            _binary_conv(kind, channels, 3, beta_form=beta_form)(x))
     return tf.keras.Model(inputs, x, name=f"stack_{kind}")
 
 
-def _basic_block(x, kind, filters, strides):
+def _basic_block(x, kind, filters, strides, beta_form):
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = tf.keras.layers.AveragePooling2D(strides)(shortcut) if strides != 1 else x
         shortcut = tf.keras.layers.Conv2D(filters, 1, use_bias=False)(shortcut)
         shortcut = tf.keras.layers.BatchNormalization()(shortcut)
-    x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, filters, 3, strides)(x))
+    x = tf.keras.layers.BatchNormalization()(
+        _binary_conv(kind, filters, 3, strides, beta_form)(x))
     if kind == "float":
         x = tf.keras.layers.ReLU()(x)
-    x = tf.keras.layers.BatchNormalization()(_binary_conv(kind, filters, 3)(x))
+    x = tf.keras.layers.BatchNormalization()(
+        _binary_conv(kind, filters, 3, beta_form=beta_form)(x))
     x = tf.keras.layers.Add()([x, shortcut])
     return tf.keras.layers.ReLU()(x) if kind == "float" else x
 
 
-def resnet18(kind, size, width):
+def resnet18(kind, size, width, beta_form="pixel"):
     """ResNet-18 (see the module docstring) whose 3x3 block convs are ``kind``."""
     inputs = tf.keras.Input((size, size, 3))
     x = tf.keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False)(inputs)
@@ -141,7 +147,7 @@ def resnet18(kind, size, width):
     for stage in range(4):
         for block in range(2):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, kind, width * 2**stage, strides)
+            x = _basic_block(x, kind, width * 2**stage, strides, beta_form)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     outputs = tf.keras.layers.Dense(1000)(x)
     return tf.keras.Model(inputs, outputs, name=f"resnet18_{kind}")
@@ -329,6 +335,7 @@ def _verdict(goal):
 def render_markdown(args, results, wall, load_sentence):
     parts = [(
         "# HORQ latency on LCE by order vs float (x86 interpreter)\n\n"
+        f"HORQ layers: `beta_form=\"{args.beta_form}\"`. "
         "Networks, interpreter and method: see `benchmarks/horq_latency.py` (docstring). LCE "
         "0.16 interpreter, 1 thread, `use_indirect_bgemm=True`, `use_xnnpack=True`, batch 1, "
         f"{args.repeats} repeats interleaved over all models of a network; min and median "
@@ -406,9 +413,11 @@ def main(argv=None):
         networks = {
             f"{args.stack_channels}-channel 3x3 stack, 4 layers, "
             f"{args.stack_size}x{args.stack_size}": (
-                lambda kind: stack_model(kind, args.stack_size, args.stack_channels), args.orders),
+                lambda kind: stack_model(kind, args.stack_size, args.stack_channels,
+                                         beta_form=args.beta_form), args.orders),
             f"ResNet-18, {args.resnet_size}x{args.resnet_size}": (
-                lambda kind: resnet18(kind, args.resnet_size, args.resnet_width),
+                lambda kind: resnet18(kind, args.resnet_size, args.resnet_width,
+                                      beta_form=args.beta_form),
                 args.resnet_orders),
         }
         for label, (build, orders) in networks.items():
