@@ -144,7 +144,16 @@ def binary_conv_reference(x_signs, w_signs, multiplier, bias, strides, same):
     return (dot * multiplier + bias).reshape(ho, wo, o).astype(np.float32)
 
 
+def build_neon_binary():
+    """Rebuild the NEON kernel when its source is newer than the set-up script's build."""
+    source = HERE / "arm" / "neon_bgemm.c"
+    if NEON_BINARY.stat().st_mtime < source.stat().st_mtime:
+        subprocess.run(["aarch64-linux-gnu-gcc", "-O2", "-static", "-march=armv8-a", "-o",
+                        str(NEON_BINARY), str(source)], check=True)
+
+
 def _neon(op, inputs, dims, repeats, workdir, timeout):
+    build_neon_binary()
     workdir = pathlib.Path(tempfile.mkdtemp(dir=workdir))
     in_path, out_path, counts_path = workdir / "in.bin", workdir / "out.bin", workdir / "m.txt"
     in_path.write_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in inputs))

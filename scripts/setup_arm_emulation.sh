@@ -4,17 +4,18 @@
 #
 # What it installs:
 # - on the system (apt-get): qemu-user (qemu-aarch64 7.2), gcc-aarch64-linux-gnu (+ its
-#   arm64 libc), libglib2.0-dev, pkg-config, xz-utils: about 200 MB.
-# - under $ARM_ROOT (default .arm/ in the repository, gitignored), about 180 MB in all
-#   (`du -sh .arm` printed at the end):
-#   apt/         a private apt state (arm64 binary and deb-src lists, downloaded .debs and
-#                the qemu source tarball); the system's apt configuration is not touched
+#   arm64 libc), libglib2.0-dev, pkg-config, xz-utils: about 230 MB installed.
+# - under $ARM_ROOT (default .arm/ in the repository, gitignored), about 200 MB in all
+#   (`du -sh .arm` printed at the end; downloads: ~130 MB incl. the 120 MB qemu source):
+#   apt/         a private apt state (40 MB of arm64 and deb-src package lists; the .debs and
+#                the qemu source tarball are deleted once used); the system's apt
+#                configuration and architectures are not touched
 #   plugins/     qemu TCG plugins built from Debian's qemu source package (the version of
 #                the installed qemu-user): libinsn.so, libcache.so, libhotblocks.so, and
 #                libmarker.so (this project's: instruction counts between guest markers)
 #   guest/       Debian's arm64 python3.11 and the libraries it needs, unpacked with
-#                `dpkg-deb -x` (not installed): the guest root for QEMU_LD_PREFIX
-#   site/        aarch64 wheels of ai-edge-litert and numpy (pip --platform --target)
+#                `dpkg-deb -x` (not installed): the guest root for QEMU_LD_PREFIX (75 MB)
+#   site/        aarch64 wheels of ai-edge-litert and numpy (pip --platform --target; 117 MB)
 #   cpuinfo      an aarch64 /proc/cpuinfo (Cortex-A72, 1 core), bind-mounted over
 #                /proc/cpuinfo in a private mount namespace so XNNPACK's CPU detection works
 #   neon_bgemm   the NEON binary GEMM of benchmarks/arm/neon_bgemm.c, cross-compiled
@@ -26,7 +27,7 @@ SUITE=${ARM_SUITE:-bookworm}
 MIRROR=${ARM_MIRROR:-http://deb.debian.org/debian}
 SYSTEM_PACKAGES="qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libglib2.0-dev pkg-config xz-utils"
 GUEST_PACKAGES="python3.11 libstdc++6"
-PIP_PACKAGES=("ai-edge-litert" "numpy<2")
+PIP_PACKAGES=("ai-edge-litert==2.3.0" "numpy==1.26.4")
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "setup_arm_emulation.sh: needs root and apt-get (Debian)" >&2
@@ -88,6 +89,7 @@ if [ ! -f "$PLUGINS/version" ] || [ "$(cat "$PLUGINS/version")" != "$QEMU_VERSIO
       -o "$PLUGINS/lib$name.so" $GLIB
   done
   echo "$QEMU_VERSION" > "$PLUGINS/version"
+  rm -f "$APT_DIR"/src/*  # the source tarball is no longer needed
 fi
 
 GUEST=$ARM_ROOT/guest
@@ -101,6 +103,7 @@ if [ ! -x "$GUEST/usr/bin/python3.11" ]; then
     [ -f "$deb" ] && dpkg-deb -x "$deb" "$GUEST.tmp"
   done
   rm -rf "$GUEST" && mv "$GUEST.tmp" "$GUEST"
+  rm -f "$APT_DIR"/archives/*.deb
 fi
 
 SITE=$ARM_ROOT/site
