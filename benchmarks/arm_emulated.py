@@ -404,8 +404,9 @@ def main(argv=None):
     flatbuffers = {}
     for label, builders in models(args).items():
         for name, (kind, build) in builders.items():
-            log(f"[{label}] converting {name}")
+            started = time.perf_counter()
             flatbuffers[(label, name)] = _convert(kind, build)
+            log(f"[{label}] converted {name} in {time.perf_counter() - started:.0f} s")
             tf.keras.backend.clear_session()
     size = args.resnet_size
     calibration_key = (f"ResNet-18, {size}x{size}", "bconv")
