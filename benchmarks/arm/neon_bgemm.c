@@ -66,18 +66,14 @@ static void pack_signs(const float *x, int c, uint64_t *out)
     }
 }
 
-static void quantize(const void *in, int pixels, int c, void *packed)
+static void quantize(const float *x, int pixels, int c, uint64_t *out)
 {
-    const float *x = in;
-    uint64_t *out = packed;
     int cw = (c + 63) / 64;
     for (int p = 0; p < pixels; p++) pack_signs(x + (size_t)p * c, c, out + (size_t)p * cw);
 }
 
-static void dequantize(const void *packed, int pixels, int c, void *floats)
+static void dequantize(const uint64_t *in, int pixels, int c, float *out)
 {
-    const uint64_t *in = packed;
-    float *out = floats;
     static const uint32_t nibble_bits[4] = {1, 2, 4, 8};
     const uint32x4_t bits = vld1q_u32(nibble_bits);
     const float32x4_t plus = vdupq_n_f32(1.0f), minus = vdupq_n_f32(-1.0f);
@@ -179,21 +175,6 @@ static void expect_size(size_t got, size_t want)
     }
 }
 
-/* Run a per-pixel map (quantize or dequantize) once, then REPEATS times between markers. */
-static int run_map(void (*map)(const void *, int, int, void *), const void *in, size_t size,
-                   size_t in_bytes, size_t out_bytes, int pixels, int c, int repeats,
-                   const char *out_path)
-{
-    expect_size(size, in_bytes);
-    void *out = xmalloc(out_bytes);
-    map(in, pixels, c, out);
-    marker(1);
-    for (int r = 0; r < repeats; r++) map(in, pixels, c, out);
-    marker(2);
-    write_file(out_path, out, out_bytes);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 8) {
@@ -205,12 +186,26 @@ int main(int argc, char **argv)
     int h = atoi(argv[5]), w = atoi(argv[6]), c = atoi(argv[7]), cw = (c + 63) / 64;
     size_t size;
     void *in = read_file(argv[2], &size);
-    if (strcmp(op, "quantize") == 0)
-        return run_map(quantize, in, size, sizeof(float) * h * w * c,
-                       sizeof(uint64_t) * h * w * cw, h * w, c, repeats, argv[3]);
-    if (strcmp(op, "dequantize") == 0)
-        return run_map(dequantize, in, size, sizeof(uint64_t) * h * w * cw,
-                       sizeof(float) * h * w * c, h * w, c, repeats, argv[3]);
+    if (strcmp(op, "quantize") == 0) {
+        expect_size(size, sizeof(float) * h * w * c);
+        uint64_t *out = xmalloc(sizeof(uint64_t) * h * w * cw);
+        quantize(in, h * w, c, out);
+        marker(1);
+        for (int r = 0; r < repeats; r++) quantize(in, h * w, c, out);
+        marker(2);
+        write_file(argv[3], out, sizeof(uint64_t) * h * w * cw);
+        return 0;
+    }
+    if (strcmp(op, "dequantize") == 0) {
+        expect_size(size, sizeof(uint64_t) * h * w * cw);
+        float *out = xmalloc(sizeof(float) * h * w * c);
+        dequantize(in, h * w, c, out);
+        marker(1);
+        for (int r = 0; r < repeats; r++) dequantize(in, h * w, c, out);
+        marker(2);
+        write_file(argv[3], out, sizeof(float) * h * w * c);
+        return 0;
+    }
     if (strcmp(op, "bconv") != 0 || argc != 15) {
         fprintf(stderr, "unknown op or wrong arguments: %s\n", op);
         return 2;
