@@ -71,8 +71,11 @@ def tflite_counts(models, *, repeats, workdir, timeout=3600, progress=print):
     One guest process runs them all; if it crashes, the model it was running is recorded
     as failed (``None``) and a new process continues with the next one.
 
-    Returns a list of ``int`` or ``None``, the guest's per-invocation overhead excluded
-    (the count is ``((N invocations) - (0 invocations)) / N`` between markers).
+    Returns a list of ``int`` or ``None``: ``((N invocations) - (0 invocations)) / N``
+    between markers, which includes the Python loop around ``invoke()`` (a few hundred
+    instructions; CPython 3.11 specializes that loop after the first models, so an
+    operator's count can move by ~500 with its position in the list; the same list gives
+    the same counts).
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
