@@ -31,9 +31,13 @@ Pixel 1, scaled to a Raspberry Pi 4B by LCE's published QuickNet latencies on bo
 
 Networks: the 256-channel 3x3 stack (4 layers, 28x28) and ResNet-18 at 224 built by
 ``horq_latency`` (float, bare binary conv, HORQ orders), and Group-Net ResNet-18 (v1
-partition) W1A1/W1A2 with 1/3/5 bases. Command and budget: ``python
-benchmarks/arm_emulated.py`` (see ``benchmarks/results/arm_emulated.md`` for the wall
-time of the committed run); ``--smoke`` runs a small stack in a few minutes.
+partition) W1A1/W1A2 with 1/3/5 bases. Commands and budget (2-core x86 shared by other
+jobs, load 9-18): ``python benchmarks/arm_emulated.py --networks stack`` took 16 min
+(8 conversions, 7 min of emulation); ``--networks resnet18 --orders 1 2 --beta-forms
+pixel --name arm_emulated_resnet18`` about 45 min (ResNet conversions take 4-7 min each;
+see the result files for wall times). Counts are cached by operator signature
+(``--cache``), so a rerun mostly pays the conversions. ``--smoke`` runs a small stack in
+a few minutes.
 """
 
 import hashlib
