@@ -26,6 +26,8 @@ import tempfile
 import urllib.parse
 import warnings
 
+from horq_keras._checks import positive_integer
+
 __all__ = [
     "BenchError",
     "Target",
@@ -187,11 +189,7 @@ class TargetOptions:
     def __post_init__(self):
         if not self.timeout > 0:
             raise ValueError(f"`timeout` must be a number of seconds > 0; got {self.timeout!r}.")
-        if not isinstance(self.connect_timeout, int) or self.connect_timeout < 1:
-            raise ValueError(
-                f"`connect_timeout` must be an integer number of seconds >= 1; "
-                f"got {self.connect_timeout!r}."
-            )
+        positive_integer(self.connect_timeout, "connect_timeout", "seconds")
         if not self.remote_python or self.remote_python.startswith("-"):
             raise ValueError(
                 f"`remote_python` must name a Python interpreter; got {self.remote_python!r}."

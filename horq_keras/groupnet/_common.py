@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from horq_keras._checks import positive_integer
+from horq_keras._checks import is_positive_integer, positive_integer
 
 #: Inputs with a side of at most this many pixels get the small (CIFAR/MNIST) stem.
 SMALL_INPUT_MAX_SIDE = 64
@@ -14,9 +14,7 @@ def check_input_shape(input_shape):
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or any(
-        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in shape
-    ):
+    if len(shape) != 3 or not all(map(is_positive_integer, shape)):
         raise ValueError(
             f"`input_shape` must be (height, width, channels) of positive integers, for "
             f"example (224, 224, 3) or (28, 28, 1); got {input_shape!r}."
