@@ -228,6 +228,24 @@ class Target:
     def open(self):
         raise NotImplementedError
 
+    def _read_machine(self, result, workdir_ok, failure):
+        """Keep the facts :data:`MACHINE_SCRIPT` printed as ``machine``; return the
+        ``workdir`` fact, or raise ``BenchError`` (``failure`` and the output) when the
+        command failed or ``workdir_ok(workdir)`` is false."""
+        facts = parse_machine(result.stdout)
+        workdir = facts.pop("workdir", None)
+        if result.returncode != 0 or not workdir or not workdir_ok(workdir):
+            output = (result.stdout + result.stderr).strip()[-500:]
+            raise BenchError(
+                f"{self.spec}: {failure} (exit status {result.returncode}): {output}")
+        self.machine = facts
+        return workdir
+
+    @staticmethod
+    def _check_removed(result, workdir):
+        if result.returncode != 0:
+            raise BenchError(f"could not remove {workdir}: {result.stderr.strip()}")
+
     def close(self):
         """Remove what :meth:`push` copied (nothing to do by default)."""
 
