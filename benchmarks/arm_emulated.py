@@ -191,10 +191,11 @@ def count_lce_op(op, repeats, workdir, rng):
         raise ValueError(f"dilated LceBconv2d is not covered by the NEON stand-in: {options}")
     height, width, _ = _hw_c(op.inputs[0].shape)
     filters, kh, kw = (int(d) for d in op.inputs[1].shape[:3])
-    same = options.get("padding") == 1  # LCE's Padding enum: SAME = 1, VALID = 2
+    strides = (int(options["stride_height"]), int(options["stride_width"]))
+    # Padding from the shapes (SAME: output = ceil(input / stride)), not from the enum.
+    same = int(op.outputs[0].shape[1]) == -(-height // strides[0]) and (kh, kw) != (1, 1)
     return emulator.neon_bconv(
-        height, width, int(options["channels_in"]), filters, (kh, kw),
-        (int(options["stride_height"]), int(options["stride_width"])), same,
+        height, width, int(options["channels_in"]), filters, (kh, kw), strides, same,
         op.outputs[0].dtype == "int32", repeats=repeats, workdir=workdir, rng=rng)
 
 
