@@ -13,7 +13,14 @@ order K, with plain ``Conv2D`` (the float twin) and with a bare binary convoluti
   after the first BN of each block and after each addition. Weights are random: only
   latency matters.
 
-Every model is converted with ``lce.convert_keras_model`` and run by LCE's interpreter
+A third section measures HORQ at the price of its binary convolutions: on the stack,
+``HORQ-K / (K x bconv)`` for orders 1-3 and both deployable beta forms (pixel, sample),
+as LCE alone converts the HORQ layers (*before*) and after ``fold_horq_batch_norms``
+(*after*: what ``horq_keras.converters.convert`` does: the batch norm's scale fused into
+``LceBconv2d``), with op counts and per-operator profiles of both. Goal: <= 1.05.
+
+Every model is converted as ``horq_keras.converters.convert`` converts it (batch norms
+folded into the HORQ layers, then ``lce.convert_keras_model``) and run by LCE's interpreter
 (``lce.testing.Interpreter``, 1 thread, ``use_indirect_bgemm=True``,
 ``use_xnnpack=True``) on this machine (x86). Repeats are interleaved: each repeat times
 every model once, so load changes hit all models alike; min and median are reported.
@@ -31,9 +38,10 @@ runs portable C++ binary kernels against XNNPACK's tuned float kernels, so binar
 convolutions gain far less over float here than on a board.
 
 Command and budget: ``python benchmarks/horq_latency.py --repeats 30 --profile-repeats 7``
-(the committed results) takes 2-3 minutes on a 2-core x86 CPU (11 conversions,
-interleaved repeats, per-operator profiles), about 7 minutes when other jobs load the
-cores; run it at normal priority (``nice -n 0``). ``--smoke`` takes about a minute.
+(the committed results) takes about 5 minutes on an idle 2-core x86 CPU (24 conversions,
+interleaved repeats, per-operator profiles), several times that when other jobs load the
+cores; run it at normal priority (``nice -n 0``). ``--no-networks`` runs only the
+overhead section. ``--smoke`` takes about a minute.
 Results: ``benchmarks/results/horq_latency.{md,json,png}``.
 """
 

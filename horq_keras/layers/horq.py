@@ -190,7 +190,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
         The per-channel constant ``alpha * channel_scale`` multiplies each binary
         convolution before the data-dependent ``beta_i``, so LCE folds it into the
         ``LceBconv2d`` output transform (``channel_scale``: a folded batch norm's scale,
-        see ``horq_keras.converters.horq_export``).
+        see ``horq_keras.converters.horq_export``). The terms are summed by pairwise
+        additions: TFLite runs ADD in XNNPACK with the multiplies, ADD_N in its own kernel.
         """
         # Convolve with the ±1 kernel B and scale by alpha afterwards (eq. 18–19): the
         # binary sum is then an exact integer, as in LCE's popcount, so a zero output
@@ -204,7 +205,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
             if self.beta_form == "pixel":
                 beta = self._receptive_field_mean(beta)
             outputs.append(self._binary_conv(sign, signs_kernel) * scale * beta)
-        return tf.add_n(outputs)
+        return sum(outputs[1:], outputs[0])
 
     def _merged_sample_output(self, inputs, kernel):
         """Training path of the sample form: one convolution instead of ``order``.
