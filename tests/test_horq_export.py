@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from horq_keras.converters import convert
-from horq_keras.converters.graph import op_counts
+from horq_keras.tflite.graph import op_counts
 from horq_keras.converters.horq_export import FoldedHORQConv2D, fold_horq_batch_norms
 
 from horq_keras.layers import HORQConv2D
@@ -27,7 +27,7 @@ CHANNELS = 32  # LCE's bitpacking unit: keeps every binary conv one LceBconv2d
 def _randomize(model, rng):
     """Trained-looking weights and batch-norm statistics (negative gammas included)."""
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
+        if isinstance(layer, tf.keras.layers.BatchNormalization) and layer.scale and layer.center:
             n = layer.gamma.shape[0]
             layer.set_weights([rng.choice([-1, 1], n) * rng.uniform(0.5, 1.5, n),
                                rng.normal(0, 0.3, n), rng.normal(0, 0.5, n),
