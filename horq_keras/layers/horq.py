@@ -60,7 +60,9 @@ class HORQConv2D(lq.layers.QuantConv2D):
 
     The deployable forms convert with LCE to exactly ``order`` ``LceBconv2d`` ops that
     read one stored kernel; padded positions of every ``H_i`` take ``pad_values``
-    (1.0: LCE's fast "same-one" padding). With ``order=1`` the pixel form is
+    (1.0: LCE's fast "same-one" padding); ``horq_keras.converters.convert`` folds a
+    batch norm that follows into them (its scale fused with alpha, one ``ADD`` of its
+    shift left). With ``order=1`` the pixel form is
     XNOR-Net (binary weights with alpha, binary inputs scaled by K).
 
     Cost: ``order`` binary convolutions per call (``horq_keras.summary`` counts them).
