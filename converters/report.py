@@ -20,7 +20,11 @@ from horq_keras.tflite.macs import (
     operator_macs,
 )
 
-__all__ = ["ConversionReport", "Parity", "build_report", "float_equivalent_bytes", "is_box_filter"]
+__all__ = ["TOLERANCES", "ConversionReport", "Parity", "build_report", "float_equivalent_bytes",
+           "is_box_filter"]
+
+#: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
+TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
 
 
 @dataclass
@@ -37,8 +41,8 @@ class Parity:
     mean_abs_diff: float
     reference_max_abs: float
     top1_agreement: float = None
-    atol: float = 1e-4
-    rtol: float = 1e-3
+    atol: float = TOLERANCES[False][0]
+    rtol: float = TOLERANCES[False][1]
     inputs: str = "random N(0, 1)"
 
     @property

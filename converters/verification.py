@@ -7,8 +7,9 @@ LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
 import numpy as np
 import tensorflow as tf
 
+from horq_keras._checks import positive_integer
 from horq_keras.converters.loading import load_model
-from horq_keras.converters.report import Parity
+from horq_keras.converters.report import TOLERANCES, Parity
 from horq_keras.tflite.check import read_tflite
 from horq_keras.tflite.runner import run_tflite
 
@@ -16,8 +17,6 @@ __all__ = ["DEFAULT_SAMPLES", "TOLERANCES", "parity", "sample_inputs", "verify"]
 
 #: Random samples used when no data is given.
 DEFAULT_SAMPLES = 8
-#: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
-TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
 
 
 def _input_shapes(model):
@@ -38,9 +37,8 @@ def sample_inputs(model, data=None, *, seed=0, argument="verify_data"):
             f"build the model with a fixed input shape before converting it."
         )
     if data is None or (isinstance(data, int) and not isinstance(data, bool)):
-        count = DEFAULT_SAMPLES if data is None else data
-        if count < 1:
-            raise ValueError(f"`{argument}` must be >= 1 samples; got {count}.")
+        count = positive_integer(DEFAULT_SAMPLES if data is None else data, argument,
+                                 "random samples")
         rng = np.random.default_rng(seed)
         inputs = [rng.standard_normal((count, *shape)).astype(np.float32) for shape in shapes]
         return inputs, "random N(0, 1)"

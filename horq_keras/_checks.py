@@ -7,12 +7,17 @@ Plain Python (no TensorFlow), so that the CLI can use them to parse its argument
 BETA_FORMS = ("column", "pixel", "sample")
 
 
+def is_positive_integer(value):
+    """True for an integer >= 1 that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def positive_integer(value, name, meaning):
     """Return ``value`` if it is an integer >= 1 (not a bool), else raise ``ValueError``.
 
     The message names the argument ``name`` and says what the allowed values mean.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_positive_integer(value):
         raise ValueError(
             f"`{name}` must be an integer >= 1 ({meaning}); "
             f"got {value!r} of type {type(value).__name__}."

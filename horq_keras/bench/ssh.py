@@ -11,14 +11,7 @@ import os
 import re
 import shlex
 
-from horq_keras.bench.targets import (
-    MACHINE_SCRIPT,
-    BenchError,
-    Target,
-    parse_machine,
-    run_command,
-    staged,
-)
+from horq_keras.bench.targets import MACHINE_SCRIPT, BenchError, Target, run_command, staged
 
 __all__ = ["SSHTarget", "check_ssh_option", "LOCKED_OPTIONS"]
 
@@ -127,15 +120,8 @@ class SSHTarget(Target):
             + MACHINE_SCRIPT
         )
         result = self._ssh(script, "connecting")
-        facts = parse_machine(result.stdout)
-        workdir = facts.pop("workdir", None)
-        if result.returncode != 0 or not workdir or not _WORKDIR.match(workdir):
-            raise BenchError(
-                f"{self.spec}: could not create a work directory with mktemp "
-                f"(exit status {result.returncode}): {result.stderr.strip()[-500:]}"
-            )
-        self.workdir = workdir
-        self.machine = facts
+        self.workdir = self._read_machine(result, _WORKDIR.match,
+                                          "could not create a work directory with mktemp")
 
     def push(self, files):
         argv = ["scp", "-q", *self._options()]
@@ -157,5 +143,4 @@ class SSHTarget(Target):
         if self.workdir is not None:
             workdir, self.workdir = self.workdir, None
             result = self._ssh(shlex.join(["rm", "-rf", "--", workdir]), "removing the work directory")
-            if result.returncode != 0:
-                raise BenchError(f"could not remove {workdir}: {result.stderr.strip()}")
+            self._check_removed(result, workdir)
