@@ -17,6 +17,7 @@ import tensorflow as tf
 from horq_keras.converters import convert
 from horq_keras.tflite.graph import op_counts
 from horq_keras.converters.horq_export import FoldedHORQConv2D, fold_horq_batch_norms
+from helpers import randomize_batch_norms
 
 from horq_keras.layers import HORQConv2D
 from horq_keras.models import horq_lenet
@@ -24,17 +25,20 @@ from horq_keras.models import horq_lenet
 CHANNELS = 32  # LCE's bitpacking unit: keeps every binary conv one LceBconv2d
 
 
-def _randomize(model, rng):
-    """Trained-looking weights and batch-norm statistics (negative gammas included)."""
+def _randomize_horq(model, rng):
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization) and layer.scale and layer.center:
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.choice([-1, 1], n) * rng.uniform(0.5, 1.5, n),
-                               rng.normal(0, 0.3, n), rng.normal(0, 0.5, n),
-                               rng.uniform(0.5, 2, n)])
-        elif isinstance(layer, HORQConv2D):
+        if isinstance(layer, HORQConv2D):
             layer.set_weights([rng.uniform(-1, 1, w.shape) for w in layer.get_weights()])
     return model
+
+
+def _randomize(model, rng):
+    """Trained-looking weights and batch-norm statistics, negative gammas included."""
+    randomize_batch_norms(model, rng, spread=0.3, mean_spread=0.5)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.gamma.assign(layer.gamma * rng.choice([-1.0, 1.0], layer.gamma.shape))
+    return _randomize_horq(model, rng)
 
 
 def _stack(rng, order, beta_form, layers=2, **horq_kwargs):
@@ -98,7 +102,7 @@ def test_bias_and_batch_norm_without_scale_or_center_fold(rng):
     inputs = tf.keras.Input((6, 6, CHANNELS))
     x = HORQConv2D(CHANNELS, 3, order=2, use_bias=True)(inputs)
     x = tf.keras.layers.BatchNormalization(scale=False, center=False, epsilon=0.01)(x)
-    model = _randomize(tf.keras.Model(inputs, x), rng)
+    model = _randomize_horq(tf.keras.Model(inputs, x), rng)
     model.layers[1].bias.assign(rng.normal(0, 1, CHANNELS))
     model.layers[2].set_weights([rng.normal(0, 1, CHANNELS), rng.uniform(0.1, 3, CHANNELS)])
     folded, names = fold_horq_batch_norms(model)
