@@ -101,7 +101,7 @@ def parse_args(argv):
     args = parse_smoke_args(parser, argv, {
         "orders": [1, 2], "resnet_orders": [1, 2], "stack_size": 8, "stack_channels": 32,
         "resnet_size": 32, "resnet_width": 32, "repeats": 2, "profile_repeats": 1,
-        "overhead_orders": [1, 2],
+        "overhead_orders": [1],
     })
     if min(args.orders + args.resnet_orders + args.overhead_orders) < 1:
         parser.error("orders must be >= 1")
