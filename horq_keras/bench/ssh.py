@@ -120,8 +120,9 @@ class SSHTarget(Target):
             + MACHINE_SCRIPT
         )
         result = self._ssh(script, "connecting")
-        self.workdir = self._read_machine(result, _WORKDIR.match,
-                                          "could not create a work directory with mktemp")
+        self.workdir = self._read_machine(
+            result, lambda workdir: result.returncode == 0 and _WORKDIR.match(workdir),
+            "could not create a work directory with mktemp")
 
     def push(self, files):
         argv = ["scp", "-q", *self._options()]
