@@ -2,7 +2,8 @@
 
 Steps: check the arguments and the output path (before any work), load the model,
 refuse what LCE cannot run (HORQ's exact per-column beta form; int8 without QAT),
-rewrite k-bit activations into binary bit planes (:mod:`.kbit`), convert with LCE,
+rewrite k-bit activations into binary bit planes (:mod:`.kbit`), fold the batch norm
+after each HORQ convolution into it (:mod:`.horq_export`), convert with LCE,
 attribute every ``LceBconv2d`` to its layer (:mod:`.lowering`), check parity with
 Keras (:mod:`.verification`), write the .tflite atomically, and return the report
 (:mod:`.report`). An error at any step leaves no file behind.
@@ -12,6 +13,7 @@ import larq_compute_engine as lce
 from tqdm.auto import tqdm
 
 from horq_keras.converters import TARGETS
+from horq_keras.converters.horq_export import fold_horq_batch_norms
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
 from horq_keras.converters.kbit import rewrite_bit_planes
 from horq_keras.converters.loading import load_model
@@ -107,8 +109,9 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
             sample_inputs(model, verify_data)  # bad parity inputs fail before converting
         steps.update()
 
-        steps.set_postfix_str("bit planes")
+        steps.set_postfix_str("bit planes, batch-norm folding")
         deployed, planes, skipped = rewrite_bit_planes(model) if kbit else (model, [], {})
+        deployed, folded = fold_horq_batch_norms(deployed)
         steps.update()
 
         steps.set_postfix_str("LCE conversion")
@@ -122,6 +125,9 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
             if lowering.name in skipped and not lowering.lowered:
                 lowering.reason = f"{lowering.reason} ({skipped[lowering.name]})"
         notes = _zero_padding_notes(deployed, target)
+        if folded:
+            notes.append(f"batch norms folded into the HORQ layers {', '.join(folded)} "
+                         f"(their scale fused into LceBconv2d)")
         if not int8 and is_int8_prepared(model):
             notes.append("the model holds QAT fake-quantization: its quantized layers "
                          "converted to int8 although int8=False")

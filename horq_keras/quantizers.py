@@ -24,12 +24,25 @@ import tensorflow as tf
 
 from horq_keras._checks import positive_integer
 
-__all__ = ["ResidualSign", "check_order", "residual_bases"]
+__all__ = ["ResidualSign", "check_order", "mean_abs", "residual_bases"]
 
 
 def check_order(order):
     """Validate the HORQ order K: an integer >= 1 (1 is XNOR-Net)."""
     return positive_integer(order, "order", "1 = XNOR-Net, 2, 3, 4, ...")
+
+
+def mean_abs(x, axis):
+    """``mean |x|`` over ``axis``, keeping the reduced axes with size 1 (eq. 17).
+
+    Over axes (1, 2, 3) of a rank-4 tensor it is taken as a mean over height and width,
+    then over the channels: the same value, and TFLite runs a height-width mean in
+    XNNPACK but a mean over three axes in its slower reference kernel.
+    """
+    magnitude = tf.abs(x)
+    if x.shape.rank == 4 and isinstance(axis, (list, tuple)) and tuple(axis) == (1, 2, 3):
+        magnitude, axis = tf.reduce_mean(magnitude, axis=(1, 2), keepdims=True), -1
+    return tf.reduce_mean(magnitude, axis=axis, keepdims=True)
 
 
 def residual_bases(x, order, axis=-1, clip_value=1.0):
@@ -51,7 +64,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     residual = x
     bases = []
     for i in range(order):
-        beta = tf.reduce_mean(tf.abs(residual), axis=axis, keepdims=True)
+        beta = mean_abs(residual, axis)
         sign = lq.quantizers.ste_sign(residual, clip_value=clip_value)
         bases.append((beta, sign))
         if i + 1 < order:

@@ -60,7 +60,9 @@ class HORQConv2D(lq.layers.QuantConv2D):
 
     The deployable forms convert with LCE to exactly ``order`` ``LceBconv2d`` ops that
     read one stored kernel; padded positions of every ``H_i`` take ``pad_values``
-    (1.0: LCE's fast "same-one" padding). With ``order=1`` the pixel form is
+    (1.0: LCE's fast "same-one" padding); ``horq_keras.converters.convert`` folds a
+    batch norm that follows into them (its scale fused with alpha, one ``ADD`` of its
+    shift left). With ``order=1`` the pixel form is
     XNOR-Net (binary weights with alpha, binary inputs scaled by K).
 
     Cost: ``order`` binary convolutions per call (``horq_keras.summary`` counts them).
@@ -173,19 +175,28 @@ class HORQConv2D(lq.layers.QuantConv2D):
         columns = self.input_quantizer(patches)
         return tf.tensordot(columns, tf.reshape(kernel, [-1, self.filters]), axes=1)
 
-    def _deployable_output(self, inputs, kernel):
+    def _deployable_output(self, inputs, kernel, channel_scale=None):
+        """``sum_i (H_i ⊛ B) * (alpha * channel_scale) * beta_i`` (pixel or sample form).
+
+        The per-channel constant ``alpha * channel_scale`` multiplies each binary
+        convolution before the data-dependent ``beta_i``, so LCE folds it into the
+        ``LceBconv2d`` output transform (``channel_scale``: a folded batch norm's scale,
+        see ``horq_keras.converters.horq_export``). The terms are summed by pairwise
+        additions: TFLite runs ADD in XNNPACK with the multiplies, ADD_N in its own kernel.
+        """
         # Convolve with the ±1 kernel B and scale by alpha afterwards (eq. 18–19): the
         # binary sum is then an exact integer, as in LCE's popcount, so a zero output
         # stays exactly zero and the next layer's sign agrees with the converted model.
         alpha = tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2])
         signs_kernel = tf.math.divide_no_nan(kernel, alpha)
+        scale = alpha if channel_scale is None else alpha * channel_scale
         axis = _DEPLOYABLE_AXES[self.beta_form]
         outputs = []
         for beta, sign in residual_bases(inputs, self.order, axis, self.clip_value):
             if self.beta_form == "pixel":
                 beta = self._receptive_field_mean(beta)
-            outputs.append(self._binary_conv(sign, signs_kernel) * alpha * beta)
-        return tf.add_n(outputs)
+            outputs.append(self._binary_conv(sign, signs_kernel) * scale * beta)
+        return sum(outputs[1:], outputs[0])
 
     def _merged_sample_output(self, inputs, kernel):
         """Training path of the sample form: one convolution instead of ``order``.
@@ -199,9 +210,13 @@ class HORQConv2D(lq.layers.QuantConv2D):
         pad_value = self.pad_values * tf.add_n([beta for beta, _ in bases])
         return self._binary_conv(approximation, kernel, pad_value)
 
-    def call(self, inputs, training=None):
+    def _quantized_kernel(self):
+        """``alpha * sign(W)``: the kernel through ``kernel_quantizer`` (eq. 18–19)."""
         with lq.context.quantized_scope(True):
-            kernel = tf.convert_to_tensor(self.kernel)
+            return tf.convert_to_tensor(self.kernel)
+
+    def call(self, inputs, training=None):
+        kernel = self._quantized_kernel()
         if self.beta_form == "column":
             outputs = self._column_output(inputs, kernel)
         elif self.beta_form == "sample" and training:
