@@ -23,6 +23,7 @@ import larq as lq
 import tensorflow as tf
 
 from horq_keras._checks import positive_integer
+from horq_keras.serialization import register
 
 __all__ = ["ResidualSign", "check_order", "residual_bases"]
 
@@ -59,7 +60,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     return bases
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class ResidualSign(lq.quantizers.Quantizer):
     r"""Order-K residual sign quantizer: ``q(x) = sum_i beta_i * H_i`` (eq. 16–17).
 

@@ -17,6 +17,7 @@ import larq as lq
 import tensorflow as tf
 
 from horq_keras.quantizers import residual_bases
+from horq_keras.serialization import register
 
 __all__ = ["ACTIVATION_BITS", "BinaryWeight", "UniformActivation", "check_activation_bits"]
 
@@ -34,8 +35,7 @@ def check_activation_bits(bits, argument="activation_bits"):
     return int(bits)
 
 
-@lq.utils.register_keras_custom_object  # plain name too: larq's quantizer lookup in .h5 files
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class BinaryWeight(lq.quantizers.Quantizer):
     r"""Binary weights ``alpha * sign(W)``, ``alpha = mean|W|`` (eq. 1).
 
@@ -89,8 +89,7 @@ def _uniform_quantize(x, clip_value, bits):
     return quantize(x)
 
 
-@lq.utils.register_keras_custom_object  # plain name too: larq's quantizer lookup in .h5 files
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class UniformActivation(lq.quantizers.Quantizer):
     r"""``bits``-bit activation quantizer of Group-Net (eq. 2).
 

@@ -13,6 +13,7 @@ import larq as lq
 import tensorflow as tf
 
 from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+from horq_keras.serialization import register
 
 __all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
 
@@ -47,7 +48,7 @@ def _horq_config(config, order, clip_value):
     return {**config, "order": order, "clip_value": clip_value}
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQConv2D(lq.layers.QuantConv2D):
     r"""2D convolution with order-K HORQ inputs and binary weights (eq. 16–21).
 
@@ -228,7 +229,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         }
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQDense(lq.layers.QuantDense):
     r"""Dense layer with order-K HORQ inputs and binary weights (eq. 16–19).
 
