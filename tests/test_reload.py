@@ -34,7 +34,9 @@ def _every_object():
     x = lq.layers.QuantConv2D(4, 3, padding="same", input_quantizer=ResidualSign(order=2),
                               kernel_quantizer=BinaryWeight())(x)
     x = binary_group(x, lambda y, prefix: conv_unit(y, 4, 3, activation_bits=2, name=prefix),
-                     num_bases=2, name="group")
+                     num_bases=2, name="w1a2")
+    x = binary_group(x, lambda y, prefix: conv_unit(y, 4, 3, activation_bits=1, name=prefix),
+                     num_bases=2, name="w1a1")
     x = BitPlaneConv2D(4, 3, bits=2, padding="same", kernel_quantizer="ste_sign")(x)
     x = tf.keras.layers.Flatten()(x)
     x = lq.layers.QuantDense(6, input_quantizer=UniformActivation(2, clip_value=2.0),
@@ -47,10 +49,8 @@ def _models():
     return {
         "every_object": _every_object(),
         "horq_lenet": horq_lenet(order=2, input_shape=(16, 16, 1)),
-        "groupnet": groupnet_resnet(stage_blocks=(1, 1), stage_filters=(8, 16), num_bases=2,
+        "groupnet": groupnet_resnet(stage_blocks=(1,), stage_filters=(8,), num_bases=2,
                                     activation_bits=2, input_shape=(16, 16, 1), num_classes=3),
-        "groupnet_w1a1": groupnet_resnet(stage_blocks=(1,), stage_filters=(8,), num_bases=2,
-                                         input_shape=(16, 16, 1), num_classes=3),
     }
 
 

@@ -9,6 +9,13 @@ conversion): a uniform k-bit activation ``q = (v/n) m`` with ``m = sum_i 2^i b_i
 import larq as lq
 import tensorflow as tf
 
+from horq_keras._checks import (
+    check_float32,
+    check_padding,
+    finite_number,
+    positive_integer,
+    positive_number,
+)
 from horq_keras.layers.horq import add_bias_and_activation
 from horq_keras.serialization import register
 
@@ -34,10 +41,13 @@ class BitPlaneConv2D(lq.layers.QuantConv2D):
     """
 
     def __init__(self, filters, kernel_size, bits=2, clip_value=1.0, **kwargs):
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        bits = positive_integer(bits, "bits", f"the activation's bit width, 1..{MAX_BITS}")
+        if bits > MAX_BITS:
             raise ValueError(f"`bits` must be an integer in 1..{MAX_BITS}; got {bits!r}.")
-        if not clip_value > 0:
-            raise ValueError(f"`clip_value` must be > 0; got {clip_value!r}.")
+        clip_value = positive_number(clip_value, "clip_value", "the activation's largest level")
+        check_float32(kwargs.get("dtype"), "BitPlaneConv2D")
+        check_padding(kwargs.get("padding", "valid"))
+        finite_number(kwargs.get("pad_values", 0.0), "pad_values", "the value of padded inputs")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for BitPlaneConv2D; got {kwargs['groups']!r}.")
         kwargs.pop("input_quantizer", None)

@@ -12,7 +12,8 @@ one base, ``lq.models.summary`` counts one base.
 import larq as lq
 import tensorflow as tf
 
-from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+from horq_keras._checks import check_float32, check_pad_values, check_padding
+from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
 from horq_keras.serialization import register
 
 __all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
@@ -109,7 +110,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
     ):
         self.order = check_order(order)
         self.beta_form = _check_beta_form(beta_form)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQConv2D")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
         if kwargs.get("data_format") not in (None, "channels_last"):
@@ -121,8 +123,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
             filters,
             kernel_size,
             strides=strides,
-            padding=padding,
-            pad_values=pad_values,
+            padding=check_padding(padding),
+            pad_values=check_pad_values(pad_values),
             dilation_rate=dilation_rate,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
             kernel_quantizer=kernel_quantizer,
@@ -257,7 +259,8 @@ class HORQDense(lq.layers.QuantDense):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQDense")
         super().__init__(
             units,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
