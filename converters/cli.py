@@ -9,6 +9,7 @@ import json
 import sys
 
 from horq_keras.argtypes import int_at_least, non_negative_number
+from horq_keras.converters import TARGETS
 
 __all__ = ["register"]
 
@@ -29,7 +30,6 @@ def _add_common(parser):
 
 def register(subparsers):
     """Add the ``convert`` and ``verify`` subcommands."""
-    from horq_keras.converters.conversion import TARGETS
     from horq_keras.converters.data_option import SAMPLES_HELP, add_data_options
 
     convert = subparsers.add_parser(
@@ -79,7 +79,7 @@ def run_convert(args):
     """Run ``horq-keras convert``; see the module docstring for the exit status."""
     from horq_keras.converters.conversion import convert
     from horq_keras.converters.data_option import data_from_options
-    from horq_keras.converters.io import check_writable
+    from horq_keras.tflite.files import check_writable
     from horq_keras.converters.loading import import_modules
 
     try:
@@ -104,7 +104,7 @@ def run_convert(args):
 def run_verify(args):
     """Run ``horq-keras verify``; see the module docstring for the exit status."""
     from horq_keras.converters.data_option import data_from_options
-    from horq_keras.converters.io import atomic_write_text, check_writable
+    from horq_keras.tflite.files import atomic_write_text, check_writable
     from horq_keras.converters.loading import import_modules
     from horq_keras.converters.verification import verify
 

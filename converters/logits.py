@@ -7,9 +7,11 @@ in a softmax: :func:`keras_logits` builds a Keras model that stops before it, an
 the graph's output (the op still runs; nothing else changes).
 """
 
+import flatbuffers
 import tensorflow as tf
-from horq_keras.converters.graph import read_graph
-from tensorflow.lite.tools import flatbuffer_utils
+
+from horq_keras.tflite.check import TFLITE_IDENTIFIER
+from horq_keras.tflite.graph import read_graph
 
 __all__ = ["flatbuffer_logits", "keras_logits"]
 
@@ -59,4 +61,6 @@ def flatbuffer_logits(flatbuffer):
         return None
     model = graph.model
     model.subgraphs[0].outputs = [logits.index]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+
 from horq_keras.converters.logits import keras_logits
 
 __all__ = ["ASCENT_STEPS", "SYNTHETIC_SAMPLES", "ParityData", "parity_data", "synthetic_data"]

@@ -4,8 +4,9 @@ The outputs compared are the pre-softmax logits when the model ends in a softmax
 (:mod:`.logits`; probabilities saturate and hide real differences), the outputs
 otherwise. The tolerance is relative to the scale of what is compared
 (``atol + rtol * max|Keras logit|``); at least :data:`MIN_WITHIN` of the samples must
-be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. With labels the report also gives both models' accuracy. The inputs come
-from :mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
+be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. With
+labels the report also gives both models' accuracy. The inputs come from
+:mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
 LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
@@ -13,12 +14,13 @@ LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
 
 import numpy as np
 import tensorflow as tf
+
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import input_shapes, parity_data
 from horq_keras.converters.report import Parity
-from horq_keras.converters.runner import run_tflite
-from horq_keras.converters.tflite_file import read_tflite
+from horq_keras.tflite.check import read_tflite
+from horq_keras.tflite.runner import run_tflite
 
 __all__ = ["MIN_TOP1", "MIN_WITHIN", "TOLERANCES", "parity", "verify"]
 
