@@ -16,6 +16,7 @@ import importlib
 __all__ = [
     "TARGETS",
     "BitPlaneConv2D",
+    "ConversionError",
     "ConversionReport",
     "Parity",
     "convert",
@@ -32,6 +33,7 @@ TARGETS = ("arm", "xcore")
 #: not when the CLI imports ``horq_keras.converters.cli``).
 _HOMES = {
     "BitPlaneConv2D": "kbit",
+    "ConversionError": "conversion",
     "ConversionReport": "report",
     "Parity": "report",
     "convert": "conversion",

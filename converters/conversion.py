@@ -9,6 +9,7 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 """
 
 import larq_compute_engine as lce
+import tensorflow as tf
 from tqdm.auto import tqdm
 
 from horq_keras.converters import TARGETS
@@ -20,10 +21,16 @@ from horq_keras.converters.parity_data import parity_data
 from horq_keras.converters.report import build_report
 from horq_keras.converters.verification import parity
 from horq_keras.layers import HORQConv2D
-from horq_keras.tflite.files import atomic_write_bytes, check_writable
+from horq_keras.tflite.files import atomic_write_bytes
 from horq_keras.tflite.graph import read_graph
+from horq_keras.tflite.outputs import check_outputs
 
-__all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
+__all__ = ["TARGETS", "ConversionError", "convert", "convert_to_flatbuffer"]
+
+
+class ConversionError(RuntimeError):
+    """LCE could not convert the model (its message says why)."""
+
 
 
 
@@ -59,7 +66,7 @@ def convert_to_flatbuffer(model, *, target="arm"):
     try:
         return lce.convert_keras_model(model, target=target)
     except Exception as error:
-        raise RuntimeError(f"LCE could not convert {model.name!r}: {error}") from error
+        raise ConversionError(f"LCE could not convert {model.name!r}: {error}") from error
 
 
 def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data=None,
@@ -91,13 +98,15 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         ValueError: bad arguments, a .tflite or unloadable model, HORQ column form,
             int8 without QAT, parity inputs of the wrong shape.
         FileNotFoundError, PermissionError: missing model, unwritable output directory.
-        RuntimeError: LCE failed to convert the model.
+        ConversionError: LCE failed to convert the model (a ``RuntimeError``).
     """
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {TARGETS}; got {target!r}.")
     if not isinstance(int8, bool):
         raise TypeError(f"`int8` must be True or False; got {int8!r}.")
-    output_path = check_writable(output_path, "output_path")
+    output_path = check_outputs({"output_path": output_path},
+                                {"model_or_path": None if isinstance(model_or_path, tf.keras.Model)
+                                 else model_or_path})["output_path"]
     steps = tqdm(total=6 if verify_data is not False else 5, desc="convert", unit="step",
                  disable=not progress)
     with steps:

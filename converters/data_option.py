@@ -16,8 +16,6 @@ samples (default :data:`DATA_SAMPLES`); without ``--data``, N synthetic samples 
 
 import os
 
-import numpy as np
-
 __all__ = ["DATA_SAMPLES", "SAMPLES_HELP", "add_data_options", "data_from_options"]
 
 #: Samples of ``--data`` used by default.
@@ -44,6 +42,8 @@ def _load_npy(path, option):
         raise ValueError(f"{option} must be `mnist`, `idx:DIR` or a .npy file; got {path!r}.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{option}: no such file: {path!r}.")
+    import numpy as np
+
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:

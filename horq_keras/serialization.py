@@ -15,7 +15,7 @@ horq_keras`` alone, whatever is imported next and in which order.
 
 import importlib
 import importlib.abc
-import importlib.util
+import importlib.machinery
 import sys
 
 __all__ = ["OBJECTS", "PACKAGE", "install", "register"]
@@ -73,19 +73,21 @@ def _add_stand_ins(keras):
 
 
 class _AfterKeras(importlib.abc.MetaPathFinder):
-    """Adds the stand-ins right after ``tf_keras`` has been imported."""
+    """Adds the stand-ins right after ``tf_keras`` has been imported (TensorFlow also
+    looks it up without importing it: every spec handed out does the same)."""
 
     def find_spec(self, name, path=None, target=None):
         if name != _KERAS:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
             exec_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             _add_stand_ins(module)
 
         spec.loader.exec_module = exec_then_register
