@@ -8,6 +8,8 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 (:mod:`.report`). An error at any step leaves no file behind.
 """
 
+import warnings
+
 import larq_compute_engine as lce
 import tensorflow as tf
 from tqdm.auto import tqdm
@@ -62,9 +64,15 @@ def _zero_padding_notes(model, target):
 
 
 def convert_to_flatbuffer(model, *, target="arm"):
-    """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes."""
+    """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes.
+
+    LCE's notice that it retries a failed SavedModel conversion from a GraphDef is
+    silenced: the retry's result (or its error, below) is what counts.
+    """
     try:
-        return lce.convert_keras_model(model, target=target)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Saved-model conversion failed", UserWarning)
+            return lce.convert_keras_model(model, target=target)
     except Exception as error:
         raise ConversionError(f"LCE could not convert {model.name!r}: {error}") from error
 

@@ -27,6 +27,7 @@ _UNKNOWN_OBJECT = re.compile(
     r"|Cannot deserialize object of type `(?P<type>[^`]+)`"
     r"|Could not locate (?:class|function) '(?P<locate>[^']+)'"
     r"|Could not interpret \w+ function identifier: \{'class_name': '(?P<larq>[^']+)'"
+    r"|Received: layer=(?P<sequential>\w+) of type <class 'str'>"
 )
 
 

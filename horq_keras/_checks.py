@@ -10,7 +10,7 @@ NumPy's bool does not).
 import math
 import numbers
 
-__all__ = ["BETA_FORMS", "PAD_VALUES", "check_beta_form", "check_float32", "check_padding",
+__all__ = ["BETA_FORMS", "PAD_VALUES", "check_beta_form", "check_padding",
            "check_pad_values", "finite_number", "positive_integer", "positive_number"]
 
 #: Where ``beta_i`` of a HORQ convolution's input is taken. See ``HORQConv2D``.
@@ -66,30 +66,6 @@ def check_padding(value):
     if not isinstance(value, str) or value.lower() not in ("valid", "same"):
         raise ValueError(f"`padding` must be 'valid' or 'same'; got {value!r}.")
     return value
-
-
-def check_float32(dtype, layer):
-    """Refuse a per-layer ``dtype`` whose compute type is not float32.
-
-    The binary bases, their betas and LCE's binary ops are float32; a float16 layer
-    would fail inside TensorFlow with a dtype mismatch.
-    """
-    if dtype is None:
-        return
-    import tensorflow as tf
-
-    name = getattr(dtype, "name", dtype)
-    if isinstance(name, dict):  # a serialized policy
-        name = name.get("config", {}).get("name")
-    try:
-        compute = tf.keras.mixed_precision.Policy(name).compute_dtype
-    except (TypeError, ValueError):
-        return  # not a dtype: Keras says so
-    if compute != "float32":
-        raise ValueError(
-            f"`dtype` of {layer} must be float32 (or None); got {dtype!r}. Binary layers "
-            f"compute in float32; keep mixed precision to the full-precision layers."
-        )
 
 
 def check_beta_form(beta_form):

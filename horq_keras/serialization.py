@@ -45,23 +45,27 @@ def register(cls):
     )
 
 
-class _Deferred:
-    """Stands in for a class of this package in Keras' registry until first use."""
+class _StandIn(type):
+    """Metaclass of the stand-ins: a stand-in is a class for Keras (and larq, which
+    instantiates a quantizer named by a string); using it imports the real class."""
 
-    def __init__(self, module, name):
-        self.module, self.__name__ = module, name
+    def load(cls):
+        return getattr(importlib.import_module(cls.home), cls.__name__)
 
-    def load(self):
-        return getattr(importlib.import_module(self.module), self.__name__)
+    def __call__(cls, *args, **kwargs):
+        return cls.load()(*args, **kwargs)
 
-    def from_config(self, config, custom_objects=None):
-        return self.load().from_config(config)
 
-    def get_config(self):  # Keras checks that a registered class has one
-        raise TypeError(f"{self.__name__} is not loaded yet")
+def _stand_in(module, name):
+    def from_config(cls, config, custom_objects=None):
+        return cls.load().from_config(config)
 
-    def __call__(self, *args, **kwargs):
-        return self.load()(*args, **kwargs)
+    def get_config(self):  # Keras registers only classes that have one; never called
+        raise NotImplementedError
+
+    return _StandIn(name, (), {"home": module, "from_config": classmethod(from_config),
+                               "get_config": get_config,
+                               "__doc__": f"Stand-in for {module}.{name} until it is imported."})
 
 
 def _add_stand_ins(keras):
@@ -69,7 +73,7 @@ def _add_stand_ins(keras):
     for module, names in OBJECTS.items():
         for name in names:
             for key in (f"{PACKAGE}>{name}", name):
-                objects.setdefault(key, _Deferred(module, name))
+                objects.setdefault(key, _stand_in(module, name))
 
 
 class _AfterKeras(importlib.abc.MetaPathFinder):

@@ -199,6 +199,7 @@ def test_unknown_custom_object_advice_is_valid_python(capsys, tmp_path, suffix):
         model.save(path)
     finally:
         del tf.keras.utils.get_custom_objects()["mypkg>_Scale"]
+    capsys.readouterr()  # Keras' notes while saving
     line = _run(capsys, ["convert", path, "-o", str(tmp_path / "c.tflite"), "--quiet"],
                 BAD_INPUT)
     assert "uses the custom object" in line and "--import" in line

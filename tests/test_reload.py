@@ -1,7 +1,9 @@
-"""Every public layer, quantizer and model builder of the package saves as .h5, SavedModel
-and .keras and reloads, with the same outputs, in a fresh process that only ran
-``import horq_keras`` (no ``custom_objects``, no other import of this package)."""
+"""Every public layer and quantizer of the package, and a Group-Net builder's model, save
+as .h5, SavedModel and .keras and reload, with the same outputs, in a fresh process that
+only ran ``import horq_keras`` (no ``custom_objects``, no other import of this package).
+The other builders (``horq_lenet``, the ResNets, AlexNet) compose the same objects."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -19,8 +21,8 @@ from horq_keras.groupnet import (
     groupnet_resnet,
 )
 from horq_keras.layers import BitPlaneConv2D, HORQConv2D, HORQDense
-from horq_keras.models import horq_lenet
 from horq_keras.quantizers import ResidualSign
+from horq_keras.serialization import OBJECTS
 
 FORMATS = {"h5": ".h5", "savedmodel": "", "keras": ".keras"}
 
@@ -48,7 +50,6 @@ def _every_object():
 def _models():
     return {
         "every_object": _every_object(),
-        "horq_lenet": horq_lenet(order=2, input_shape=(16, 16, 1)),
         "groupnet": groupnet_resnet(stage_blocks=(1,), stage_filters=(8,), num_bases=2,
                                     activation_bits=2, input_shape=(16, 16, 1), num_classes=3),
     }
@@ -94,8 +95,13 @@ def test_every_format_reloads_after_import_horq_keras_only(tmp_path):
 
 
 def test_both_names_registered():
+    import horq_keras.models  # noqa: F401 - every module that defines objects
+
     objects = tf.keras.utils.get_custom_objects()
-    for cls in (ResidualSign, HORQConv2D, HORQDense, BitPlaneConv2D, BinaryWeight,
-                UniformActivation):
-        assert objects[f"horq_keras>{cls.__name__}"] is cls
-        assert objects[cls.__name__] is cls
+    ours = {name.split(">", 1)[1] for name, obj in objects.items()
+            if name.startswith("horq_keras>") and isinstance(obj, type)}
+    assert ours == {name for names in OBJECTS.values() for name in names}
+    for module, names in OBJECTS.items():
+        for name in names:
+            cls = getattr(importlib.import_module(module), name)
+            assert objects[f"horq_keras>{name}"] is cls and objects[name] is cls

@@ -9,14 +9,8 @@ conversion): a uniform k-bit activation ``q = (v/n) m`` with ``m = sum_i 2^i b_i
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import (
-    check_float32,
-    check_padding,
-    finite_number,
-    positive_integer,
-    positive_number,
-)
-from horq_keras.layers.horq import add_bias_and_activation
+from horq_keras._checks import check_padding, finite_number, positive_integer, positive_number
+from horq_keras.layers.horq import add_bias_and_activation, check_float32
 from horq_keras.serialization import register
 
 __all__ = ["MAX_BITS", "BitPlaneConv2D"]

@@ -15,16 +15,37 @@ import tensorflow as tf
 from horq_keras._checks import (
     BETA_FORMS,
     check_beta_form,
-    check_float32,
     check_pad_values,
     check_padding,
 )
 from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
 from horq_keras.serialization import register
 
-__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
+__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense", "check_float32"]
 
 _DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
+
+
+def check_float32(dtype, layer):
+    """Refuse a per-layer ``dtype`` whose compute type is not float32.
+
+    The binary bases, their betas and LCE's binary ops are float32; a float16 layer
+    would fail inside TensorFlow with a dtype mismatch.
+    """
+    if dtype is None:
+        return
+    name = getattr(dtype, "name", dtype)
+    if isinstance(name, dict):  # a serialized policy
+        name = name.get("config", {}).get("name")
+    try:
+        compute = tf.keras.mixed_precision.Policy(name).compute_dtype
+    except (TypeError, ValueError):
+        return  # not a dtype: Keras says so
+    if compute != "float32":
+        raise ValueError(
+            f"`dtype` of {layer} must be float32 (or None); got {dtype!r}. Binary layers "
+            f"compute in float32; keep mixed precision to the full-precision layers."
+        )
 
 
 def add_bias_and_activation(layer, outputs):
