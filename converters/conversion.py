@@ -8,10 +8,10 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 (:mod:`.report`). An error at any step leaves no file behind.
 """
 
+import os
 import warnings
 
 import larq_compute_engine as lce
-import tensorflow as tf
 from tqdm.auto import tqdm
 
 from horq_keras.converters import TARGETS
@@ -112,9 +112,11 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         raise ValueError(f"`target` must be one of {TARGETS}; got {target!r}.")
     if not isinstance(int8, bool):
         raise TypeError(f"`int8` must be True or False; got {int8!r}.")
+    if not isinstance(output_path, (str, os.PathLike)):
+        raise TypeError(f"`output_path` must be a file path; got {output_path!r}.")
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
     output_path = check_outputs({"output_path": output_path},
-                                {"model_or_path": None if isinstance(model_or_path, tf.keras.Model)
-                                 else model_or_path})["output_path"]
+                                {"model_or_path": source})["output_path"]
     steps = tqdm(total=6 if verify_data is not False else 5, desc="convert", unit="step",
                  disable=not progress)
     with steps:

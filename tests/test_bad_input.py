@@ -206,4 +206,4 @@ def test_unknown_custom_object_advice_is_valid_python(capsys, tmp_path, suffix):
     snippet = line.split("pass it: `", 1)[1]
     statement, objects = snippet.split("` and `")
     compile(statement, "advice", "exec")
-    compile(objects.rstrip("`."), "advice", "eval")
+    compile(objects.rstrip("`."), "advice", "exec")

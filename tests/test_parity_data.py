@@ -11,7 +11,7 @@ import tensorflow as tf
 from horq_keras.converters import convert, verify
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import ParityData, parity_data
-from horq_keras.converters.runner import run_tflite
+from horq_keras.tflite.runner import run_tflite
 
 from horq_keras.cli import main as cli_main
 from horq_keras.datasets import load_mnist, scale_images
