@@ -9,7 +9,7 @@ conversion): a uniform k-bit activation ``q = (v/n) m`` with ``m = sum_i 2^i b_i
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import check_padding, finite_number, positive_integer, positive_number
+from horq_keras._checks import check_padding, finite_number, is_positive_integer, positive_number
 from horq_keras.layers.horq import add_bias_and_activation, check_float32
 from horq_keras.serialization import register
 
@@ -35,9 +35,10 @@ class BitPlaneConv2D(lq.layers.QuantConv2D):
     """
 
     def __init__(self, filters, kernel_size, bits=2, clip_value=1.0, **kwargs):
-        bits = positive_integer(bits, "bits", f"the activation's bit width, 1..{MAX_BITS}")
-        if bits > MAX_BITS:
-            raise ValueError(f"`bits` must be an integer in 1..{MAX_BITS}; got {bits!r}.")
+        if not is_positive_integer(bits) or bits > MAX_BITS:
+            raise ValueError(f"`bits` must be an integer in 1..{MAX_BITS} (the activation's "
+                             f"bit width); got {bits!r}.")
+        bits = int(bits)
         clip_value = positive_number(clip_value, "clip_value", "the activation's largest level")
         check_float32(kwargs.get("dtype"), "BitPlaneConv2D")
         check_padding(kwargs.get("padding", "valid"))
