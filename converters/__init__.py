@@ -18,6 +18,7 @@ import importlib
 __all__ = [
     "TARGETS",
     "BitPlaneConv2D",
+    "ConversionError",
     "ConversionReport",
     "Parity",
     "convert",
@@ -35,6 +36,7 @@ TARGETS = ("arm", "xcore")
 #: not when the CLI imports ``horq_keras.converters.cli``).
 _HOMES = {
     "BitPlaneConv2D": "kbit",
+    "ConversionError": "conversion",
     "ConversionReport": "report",
     "Parity": "report",
     "convert": "conversion",

@@ -12,12 +12,40 @@ one base, ``lq.models.summary`` counts one base.
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import BETA_FORMS, check_beta_form
-from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+from horq_keras._checks import (
+    BETA_FORMS,
+    check_beta_form,
+    check_pad_values,
+    check_padding,
+)
+from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
+from horq_keras.serialization import register
 
-__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
+__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense", "check_float32"]
 
 _DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
+
+
+def check_float32(dtype, layer):
+    """Refuse a per-layer ``dtype`` whose compute type is not float32.
+
+    The binary bases, their betas and LCE's binary ops are float32; a float16 layer
+    would fail inside TensorFlow with a dtype mismatch.
+    """
+    if dtype is None:
+        return
+    name = getattr(dtype, "name", dtype)
+    if isinstance(name, dict):  # a serialized policy
+        name = name.get("config", {}).get("name")
+    try:
+        compute = tf.keras.mixed_precision.Policy(name).compute_dtype
+    except (TypeError, ValueError):
+        return  # not a dtype: Keras says so
+    if compute != "float32":
+        raise ValueError(
+            f"`dtype` of {layer} must be float32 (or None); got {dtype!r}. Binary layers "
+            f"compute in float32; keep mixed precision to the full-precision layers."
+        )
 
 
 def add_bias_and_activation(layer, outputs):
@@ -36,7 +64,7 @@ def _horq_config(config, order, clip_value):
     return {**config, "order": order, "clip_value": clip_value}
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQConv2D(lq.layers.QuantConv2D):
     r"""2D convolution with order-K HORQ inputs and binary weights (eq. 16–21).
 
@@ -99,7 +127,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
     ):
         self.order = check_order(order)
         self.beta_form = check_beta_form(beta_form)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQConv2D")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
         if kwargs.get("data_format") not in (None, "channels_last"):
@@ -111,8 +140,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
             filters,
             kernel_size,
             strides=strides,
-            padding=padding,
-            pad_values=pad_values,
+            padding=check_padding(padding),
+            pad_values=check_pad_values(pad_values),
             dilation_rate=dilation_rate,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
             kernel_quantizer=kernel_quantizer,
@@ -232,7 +261,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         }
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQDense(lq.layers.QuantDense):
     r"""Dense layer with order-K HORQ inputs and binary weights (eq. 16–19).
 
@@ -260,7 +289,8 @@ class HORQDense(lq.layers.QuantDense):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQDense")
         super().__init__(
             units,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
