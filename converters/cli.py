@@ -9,6 +9,7 @@ import json
 import sys
 
 from horq_keras.argtypes import int_at_least, non_negative_number
+from horq_keras.converters import TARGETS
 
 __all__ = ["register"]
 
@@ -29,8 +30,6 @@ def _add_common(parser):
 
 def register(subparsers):
     """Add the ``convert`` and ``verify`` subcommands."""
-    from horq_keras.converters.conversion import TARGETS
-
     convert = subparsers.add_parser(
         "convert", help="convert a Keras model with LCE and report what was done",
         description="Convert a trained horq_keras / larq model to a .tflite with Larq Compute "
@@ -75,7 +74,7 @@ def _fail(command, error):
 def run_convert(args):
     """Run ``horq-keras convert``; see the module docstring for the exit status."""
     from horq_keras.converters.conversion import convert
-    from horq_keras.converters.io import check_writable
+    from horq_keras.tflite.files import check_writable
     from horq_keras.converters.loading import import_modules
 
     try:
@@ -97,7 +96,7 @@ def run_convert(args):
 
 def run_verify(args):
     """Run ``horq-keras verify``; see the module docstring for the exit status."""
-    from horq_keras.converters.io import atomic_write_text, check_writable
+    from horq_keras.tflite.files import atomic_write_text, check_writable
     from horq_keras.converters.loading import import_modules
     from horq_keras.converters.verification import verify
 

@@ -9,22 +9,21 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 """
 
 import larq_compute_engine as lce
-from horq_keras.converters.graph import read_graph
+from tqdm.auto import tqdm
+
+from horq_keras.converters import TARGETS
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
-from horq_keras.converters.io import atomic_write_bytes, check_writable
 from horq_keras.converters.kbit import rewrite_bit_planes
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.lowering import iter_layers, layer_lowering
 from horq_keras.converters.report import build_report
 from horq_keras.converters.verification import parity, sample_inputs
-from tqdm.auto import tqdm
-
 from horq_keras.layers import HORQConv2D
+from horq_keras.tflite.files import atomic_write_bytes, check_writable
+from horq_keras.tflite.graph import read_graph
 
 __all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
 
-#: LCE's target platforms.
-TARGETS = ("arm", "xcore")
 
 
 def _check_convertible(model):

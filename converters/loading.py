@@ -13,7 +13,8 @@ import re
 import zipfile
 
 import tensorflow as tf
-from horq_keras.converters.tflite_file import is_flatbuffer
+
+from horq_keras.tflite.check import is_flatbuffer
 
 __all__ = ["import_modules", "load_model"]
 

@@ -9,9 +9,16 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-from horq_keras.converters.io import atomic_write_text
-from horq_keras.converters.macs import BINARY_CONV, MacCount, count_macs, operator_macs
 from terminaltables import AsciiTable
+
+from horq_keras.tflite.files import atomic_write_text
+from horq_keras.tflite.macs import (
+    BINARY_CONV,
+    MacCount,
+    bconv_input_channels,
+    count_macs,
+    operator_macs,
+)
 
 __all__ = ["ConversionReport", "Parity", "build_report", "float_equivalent_bytes", "is_box_filter"]
 
@@ -73,9 +80,8 @@ def float_equivalent_bytes(graph, size_bytes):
             continue
         seen.add(weights.buffer)
         if kind == "binary":
-            out, k_h, k_w, words = weights.shape
-            per_group = min(int(op.custom_options.get("channels_in", words * 32)), words * 32)
-            count = out * k_h * k_w * per_group
+            out, k_h, k_w, _ = weights.shape
+            count = out * k_h * k_w * bconv_input_channels(op)
         else:
             count = int(np.prod(weights.shape, dtype=np.int64))
         extra += 4 * count - graph.buffer_sizes[weights.buffer]

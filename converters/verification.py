@@ -6,10 +6,11 @@ LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
 
 import numpy as np
 import tensorflow as tf
+
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.report import Parity
-from horq_keras.converters.runner import run_tflite
-from horq_keras.converters.tflite_file import read_tflite
+from horq_keras.tflite.check import read_tflite
+from horq_keras.tflite.runner import run_tflite
 
 __all__ = ["DEFAULT_SAMPLES", "TOLERANCES", "parity", "sample_inputs", "verify"]
 

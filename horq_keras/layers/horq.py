@@ -12,23 +12,12 @@ one base, ``lq.models.summary`` counts one base.
 import larq as lq
 import tensorflow as tf
 
+from horq_keras._checks import BETA_FORMS, check_beta_form
 from horq_keras.quantizers import ResidualSign, check_order, residual_bases
 
 __all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
 
-#: Where ``beta_i`` of a convolution's input is taken. See :class:`HORQConv2D`.
-BETA_FORMS = ("column", "pixel", "sample")
-
 _DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
-
-
-def _check_beta_form(beta_form):
-    if beta_form not in BETA_FORMS:
-        raise ValueError(
-            f"`beta_form` must be one of {', '.join(repr(f) for f in BETA_FORMS)}; "
-            f"got {beta_form!r}."
-        )
-    return beta_form
 
 
 def add_bias_and_activation(layer, outputs):
@@ -107,7 +96,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.beta_form = _check_beta_form(beta_form)
+        self.beta_form = check_beta_form(beta_form)
         self.clip_value = clip_value
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
