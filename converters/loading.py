@@ -115,9 +115,6 @@ def load_model(model_or_path, *, custom_objects=None, argument="model"):
 
     import tensorflow_model_optimization as tfmot
 
-    import horq_keras.groupnet
-    import horq_keras.layers  # noqa: F401 - registers HORQ's custom objects
-
     try:
         with tfmot.quantization.keras.quantize_scope(custom_objects or {}):
             return tf.keras.models.load_model(path, compile=False)

@@ -218,7 +218,11 @@ class Target:
         self.machine = {}
 
     def __enter__(self):
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self.__exit__(None, None, None)  # what open() left behind (adb's server)
+            raise
         return self
 
     def __exit__(self, *exc_info):
