@@ -279,7 +279,7 @@ def _float_stage(plan, datasets, strategy):
         model = build_model(plan, float_counterpart=True)
         trained = compile_model(plan, model, learning_rate=recipe.stage1_learning_rate,
                                 epochs=recipe.stage1_epochs,
-                                steps_per_epoch=len(datasets[0]))
+                                steps_per_epoch=plan.data.steps_per_epoch(recipe.batch_size))
     print(f"stage 1: float counterpart {model.name}, {recipe.stage1_epochs} epochs, "
           f"learning rate {recipe.stage1_learning_rate}")
     fit_stage(plan, trained, model, datasets, stage_dir, recipe.stage1_epochs,
@@ -304,7 +304,7 @@ def _main_stage(plan, datasets, strategy):
         if recipe.init == "float":
             facts["initialised_from_float_layers"] = transfer_weights(float_model, model)
         trained = compile_model(plan, model, learning_rate=recipe.learning_rate,
-                                epochs=recipe.epochs, steps_per_epoch=len(datasets[0]),
+                                epochs=recipe.epochs, steps_per_epoch=plan.data.steps_per_epoch(recipe.batch_size),
                                 teacher=teacher)
     if teacher is not None:
         facts["teacher"] = plan.teacher_path or "float counterpart (stage 1)"

@@ -76,6 +76,11 @@ class DataInfo:
     tfds_splits: tuple = None
     skipped: list = dataclasses.field(default_factory=list)
 
+    def steps_per_epoch(self, batch_size):
+        """Training batches per epoch (a damaged file dropped by the pipeline makes one
+        fewer image, which ``tf.data`` cannot know in advance)."""
+        return -(-self.train_count // batch_size)
+
     def describe(self):
         return (f"data {self.source}: {self.train_count} training and {self.val_count} "
                 f"validation images of shape {self.input_shape}, {self.num_classes} classes")
