@@ -9,7 +9,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-
+from train_data import REAL_MNIST, needs_mnist
 
 from horq_keras import train
 from horq_keras.cli import main
