@@ -18,6 +18,8 @@ checks the script in a few minutes. Results:
 ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``.
 """
 
+# horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
+import horq_keras  # noqa: F401, I001
 import json
 import statistics
 import tempfile
@@ -25,7 +27,6 @@ import tempfile
 from _results import base_parser, command_line, markdown_table, parse_smoke_args, write_results
 from groupnet_mnist import DECOMPOSITIONS, run_plan, trend_checks
 
-import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
 from horq_keras.cli import main as horq_keras_main
 
 NAME = "groupnet_mnist_trainer"

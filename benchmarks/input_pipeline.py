@@ -19,6 +19,8 @@ MNIST digits written as PNG in a temporary folder, 64x64, batch 128, groupnet_re
 with num_bases=2): a few minutes. Results: ``benchmarks/results/input_pipeline.{md,json,png}``.
 """
 
+# horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
+import horq_keras  # noqa: F401, I001
 import os
 import pathlib
 import tempfile
@@ -35,7 +37,6 @@ from _results import (
     write_results,
 )
 
-import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
 from horq_keras.datasets import load_mnist
 from horq_keras.training import registry
 from horq_keras.training.data import inspect_data, make_datasets
