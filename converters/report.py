@@ -20,7 +20,11 @@ from horq_keras.tflite.macs import (
     operator_macs,
 )
 
-__all__ = ["ConversionReport", "Parity", "build_report", "float_equivalent_bytes", "is_box_filter"]
+__all__ = ["TOLERANCES", "ConversionReport", "Parity", "build_report", "float_equivalent_bytes",
+           "is_box_filter"]
+
+#: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
+TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
 
 
 @dataclass
@@ -44,8 +48,8 @@ class Parity:
     reference_max_abs: float
     samples_within: float = 1.0
     top1_agreement: float = None
-    atol: float = 1e-4
-    rtol: float = 1e-3
+    atol: float = TOLERANCES[False][0]
+    rtol: float = TOLERANCES[False][1]
     min_within: float = 0.99
     min_top1: float = 0.99
     inputs: str = "given data"

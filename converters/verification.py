@@ -18,14 +18,12 @@ import tensorflow as tf
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import input_shapes, parity_data
-from horq_keras.converters.report import Parity
+from horq_keras.converters.report import TOLERANCES, Parity
 from horq_keras.tflite.check import read_tflite
 from horq_keras.tflite.runner import run_tflite
 
 __all__ = ["MIN_TOP1", "MIN_WITHIN", "TOLERANCES", "parity", "verify"]
 
-#: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
-TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
 #: Default least share of samples within the tolerance: float models, int8 models.
 MIN_WITHIN = {False: 0.99, True: 0.9}
 #: Default least top-1 agreement: float models, int8 models (tolerance only).

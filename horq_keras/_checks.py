@@ -21,10 +21,15 @@ BETA_FORMS = ("column", "pixel", "sample")
 PAD_VALUES = (0.0, 1.0)
 
 
+def is_positive_integer(value):
+    """True for an integer >= 1 (Python or NumPy) that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 def positive_integer(value, name, meaning):
     """``value`` as an int if it is an integer >= 1 (Python or NumPy; not a bool, not a
     float such as 2.0), else raise ``ValueError`` naming ``name`` and ``meaning``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_positive_integer(value):
         raise ValueError(
             f"`{name}` must be an integer >= 1 ({meaning}); "
             f"got {value!r} of type {type(value).__name__}."

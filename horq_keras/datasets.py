@@ -18,6 +18,8 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from horq_keras._checks import positive_integer
+
 __all__ = [
     "ENV_VAR",
     "SHA256",
@@ -223,12 +225,10 @@ def mnist_datasets(batch_size, *, data=None, path=None, limit_train=None, limit_
         limit_train, limit_test: keep only the first N samples (``None``: all).
         seed: shuffle seed of the training set.
     """
-    for name, value in (("batch_size", batch_size), ("limit_train", limit_train),
-                        ("limit_test", limit_test)):
-        if value is None and name != "batch_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+    positive_integer(batch_size, "batch_size", "samples per batch")
+    for name, value in (("limit_train", limit_train), ("limit_test", limit_test)):
+        if value is not None:
+            positive_integer(value, name, "the first N samples, or None for all")
     (x_train, y_train), (x_test, y_test) = data if data is not None else load_mnist(path)
     train = _dataset(x_train[:limit_train], y_train[:limit_train], batch_size, shuffle_seed=seed)
     test = _dataset(x_test[:limit_test], y_test[:limit_test], batch_size)

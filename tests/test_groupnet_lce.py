@@ -10,20 +10,16 @@ scalar float ``MUL`` per branch before the ``ADD``s of the sum.
 
 import larq_compute_engine as lce
 import numpy as np
-import tensorflow as tf
-from horq_keras.tflite.graph import op_counts, operator_names
+from helpers import randomize_batch_norms
 from tensorflow.lite.tools import flatbuffer_utils
 
 from horq_keras.groupnet import BranchScales, groupnet_alexnet, groupnet_resnet
+from horq_keras.tflite.graph import op_counts, operator_names
 
 
 def _randomize(model, rng):
     """Random BN statistics and distinct branch scales, so parity is not trivial."""
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, var.shape)])
+    randomize_batch_norms(model, rng)
     scales = [layer for layer in model.layers if isinstance(layer, BranchScales)]
     values = rng.permutation(np.linspace(0.2, 1.7, 2 * len(scales))).astype("float32")
     for index, layer in enumerate(scales):

@@ -8,6 +8,7 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import randomize_batch_norms
 
 from horq_keras.groupnet import (
     BranchScales,
@@ -202,11 +203,8 @@ def test_summary_reports_every_branch_macs(bits, precision):
 
 
 def _randomize_batch_norm(model, rng):
+    randomize_batch_norms(model, rng)
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, var.shape)])
         if isinstance(layer, BranchScales):
             layer.set_weights([rng.uniform(0.2, 1.0, layer.scales.shape)])
 

@@ -6,10 +6,11 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from horq_keras.tflite.graph import op_counts, operator_names
+from helpers import randomize_batch_norms
 from tensorflow.lite.tools import flatbuffer_utils
 
 from horq_keras.layers import HORQConv2D
+from horq_keras.tflite.graph import op_counts, operator_names
 
 INPUT_SHAPE = (8, 8, 4)
 FILTERS = 6
@@ -32,11 +33,7 @@ def _two_layer_model(rng, beta_form, order, batch_norm=True):
     for layer in model.layers:
         if isinstance(layer, HORQConv2D):
             layer.set_weights([rng.uniform(-1, 1, layer.kernel.shape)])
-        elif isinstance(layer, tf.keras.layers.BatchNormalization):
-            layer.set_weights([  # trained-looking statistics: gamma, beta, mean, variance
-                rng.uniform(0.5, 1.5, FILTERS), rng.normal(0, 0.3, FILTERS),
-                rng.normal(0, 1, FILTERS), rng.uniform(0.5, 2, FILTERS),
-            ])
+    randomize_batch_norms(model, rng, spread=0.3, mean_spread=1.0)
     return model
 
 

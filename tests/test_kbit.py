@@ -8,6 +8,8 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import randomize_batch_norms
+
 from horq_keras.converters import convert, rewrite_bit_planes
 from horq_keras.converters.kbit import BitPlaneConv2D, bit_plane_spec
 
@@ -116,11 +118,7 @@ def _kbit_model(rng):
                               name="grouped")(x)
     outputs = tf.keras.layers.Dense(4, name="head")(tf.keras.layers.Flatten()(x))
     model = tf.keras.Model(inputs, outputs, name="kbit")
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(0.3, 0.8, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 1.5, n)])
+    randomize_batch_norms(model, rng, beta_range=(0.3, 0.8), variance_range=(0.5, 1.5))
     return model
 
 

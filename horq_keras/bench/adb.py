@@ -10,14 +10,7 @@ the end. Before anything else, ``adb devices`` must list the phone as ``device``
 import posixpath
 import shlex
 
-from horq_keras.bench.targets import (
-    MACHINE_SCRIPT,
-    BenchError,
-    Target,
-    parse_machine,
-    run_command,
-    staged,
-)
+from horq_keras.bench.targets import MACHINE_SCRIPT, BenchError, Target, run_command, staged
 
 __all__ = ["ADBTarget", "parse_adb_devices", "DEVICES_TIMEOUT"]
 
@@ -102,14 +95,10 @@ class ADBTarget(Target):
         self.serial = self._pick_device()
         script = f"mkdir -p {shlex.quote(self.workdir)} && echo workdir=ok; {MACHINE_SCRIPT}"
         result = self._adb("shell", script, what="connecting")
-        facts = parse_machine(result.stdout)
-        if facts.pop("workdir", None) != "ok":
-            raise BenchError(
-                f"{self.spec}: cannot create {self.workdir} on the device (set --device-dir "
-                f"to a writable directory): {(result.stdout + result.stderr).strip()[-500:]}"
-            )
+        self._read_machine(result, lambda workdir: workdir == "ok",
+                           f"cannot create {self.workdir} on the device (set --device-dir to "
+                           f"a writable directory)")
         self._created = True
-        self.machine = facts
 
     def push(self, files):
         with staged(files) as paths:
@@ -127,8 +116,7 @@ class ADBTarget(Target):
                 self._created = False
                 result = self._adb("shell", shlex.join(["rm", "-rf", self.workdir]),
                                    what="removing the work directory")
-                if result.returncode != 0:
-                    raise BenchError(f"could not remove {self.workdir}: {result.stderr.strip()}")
+                self._check_removed(result, self.workdir)
         finally:
             if self._started_server:
                 self._started_server = False

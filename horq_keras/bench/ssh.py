@@ -19,14 +19,7 @@ import os
 import re
 import shlex
 
-from horq_keras.bench.targets import (
-    MACHINE_SCRIPT,
-    BenchError,
-    Target,
-    parse_machine,
-    run_command,
-    staged,
-)
+from horq_keras.bench.targets import MACHINE_SCRIPT, BenchError, Target, run_command, staged
 
 __all__ = ["SSHTarget", "check_ssh_option", "LOCKED_OPTIONS"]
 
@@ -140,15 +133,8 @@ class SSHTarget(Target):
             + MACHINE_SCRIPT
         )
         result = self._ssh(script, "connecting")
-        facts = parse_machine(result.stdout)
-        workdir = facts.pop("workdir", None)
-        if result.returncode != 0 or not workdir or not _WORKDIR.match(workdir):
-            raise BenchError(
-                f"{self.spec}: could not create a work directory with mktemp "
-                f"(exit status {result.returncode}): {result.stderr.strip()[-500:]}"
-            )
-        self.workdir = workdir
-        self.machine = facts
+        self.workdir = self._read_machine(result, _WORKDIR.match,
+                                          "could not create a work directory with mktemp")
 
     def push(self, files):
         argv = ["scp", "-q", *self._options()]
@@ -188,5 +174,4 @@ class SSHTarget(Target):
                 f"2>/dev/null; done; fi; {shlex.join(['rm', '-rf', '--', workdir])}"
             )
             result = self._ssh(script, "stopping the runner and removing the work directory")
-            if result.returncode != 0:
-                raise BenchError(f"could not remove {workdir}: {result.stderr.strip()}")
+            self._check_removed(result, workdir)

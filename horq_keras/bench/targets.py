@@ -26,6 +26,8 @@ import tempfile
 import urllib.parse
 import warnings
 
+from horq_keras._checks import positive_integer
+
 __all__ = [
     "BenchError",
     "Target",
@@ -187,11 +189,7 @@ class TargetOptions:
     def __post_init__(self):
         if not self.timeout > 0:
             raise ValueError(f"`timeout` must be a number of seconds > 0; got {self.timeout!r}.")
-        if not isinstance(self.connect_timeout, int) or self.connect_timeout < 1:
-            raise ValueError(
-                f"`connect_timeout` must be an integer number of seconds >= 1; "
-                f"got {self.connect_timeout!r}."
-            )
+        positive_integer(self.connect_timeout, "connect_timeout", "seconds")
         if not self.remote_python or self.remote_python.startswith("-"):
             raise ValueError(
                 f"`remote_python` must name a Python interpreter; got {self.remote_python!r}."
@@ -233,6 +231,24 @@ class Target:
 
     def open(self):
         raise NotImplementedError
+
+    def _read_machine(self, result, workdir_ok, failure):
+        """Keep the facts :data:`MACHINE_SCRIPT` printed as ``machine``; return the
+        ``workdir`` fact, or raise ``BenchError`` (``failure`` and the output) when the
+        command failed or ``workdir_ok(workdir)`` is false."""
+        facts = parse_machine(result.stdout)
+        workdir = facts.pop("workdir", None)
+        if result.returncode != 0 or not workdir or not workdir_ok(workdir):
+            output = (result.stdout + result.stderr).strip()[-500:]
+            raise BenchError(
+                f"{self.spec}: {failure} (exit status {result.returncode}): {output}")
+        self.machine = facts
+        return workdir
+
+    @staticmethod
+    def _check_removed(result, workdir):
+        if result.returncode != 0:
+            raise BenchError(f"could not remove {workdir}: {result.stderr.strip()}")
 
     def close(self):
         """Remove what :meth:`push` copied (nothing to do by default)."""

@@ -38,6 +38,8 @@ from horq_keras.groupnet.resnet import (
     layerwise_resnet18,
 )
 
+#: The public API. ``binary_conv``, ``conv_unit``, ``binary_body`` and
+#: ``resolve_partition`` stay importable from here for custom builders.
 __all__ = [
     "ACTIVATION_BITS",
     "PARTITIONS",
@@ -45,11 +47,8 @@ __all__ = [
     "BranchScales",
     "UniformActivation",
     "binary_alexnet",
-    "binary_body",
-    "binary_conv",
     "binary_group",
     "binary_resnet18",
-    "conv_unit",
     "groupnet_alexnet",
     "groupnet_resnet",
     "groupnet_resnet18",
@@ -57,5 +56,4 @@ __all__ = [
     "groupnet_resnet50",
     "layerwise_alexnet",
     "layerwise_resnet18",
-    "resolve_partition",
 ]

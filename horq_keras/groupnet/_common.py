@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from horq_keras._checks import positive_integer
+from horq_keras._checks import is_positive_integer, positive_integer
 
 #: Inputs with a side of at most this many pixels get the small (CIFAR/MNIST) stem.
 SMALL_INPUT_MAX_SIDE = 64
@@ -14,9 +14,7 @@ def check_input_shape(input_shape):
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or any(
-        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in shape
-    ):
+    if len(shape) != 3 or not all(map(is_positive_integer, shape)):
         raise ValueError(
             f"`input_shape` must be (height, width, channels) of positive integers, for "
             f"example (224, 224, 3) or (28, 28, 1); got {input_shape!r}."
@@ -57,8 +55,24 @@ def classifier(x, num_classes, pooling):
     return tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
 
 
-def finish_model(inputs, x, *, include_top, num_classes, pooling, name):
-    """BN after the binary body, then (``include_top``) the float classifier: the model."""
+def finish_model(inputs, x, units, *, family, unit, pooling, settings):
+    """The binary body of ``units`` (:func:`~horq_keras.groupnet.partition.binary_body`),
+    BN, then (``include_top``) the float classifier: the model.
+
+    ``settings`` holds the builder's ``partition``, ``num_bases``, ``activation_bits``,
+    ``per_channel_weights``, ``include_top``, ``num_classes`` and ``name`` (default:
+    :func:`model_name` of ``family``).
+    """
+    from horq_keras.groupnet.partition import binary_body  # partition builds on this module
+
+    x = binary_body(
+        x, units, partition=settings["partition"], num_bases=settings["num_bases"],
+        activation_bits=settings["activation_bits"],
+        per_channel_weights=settings["per_channel_weights"], unit=unit,
+    )
+    name = settings["name"] or model_name(family, settings["partition"], settings["num_bases"],
+                                          settings["activation_bits"])
+    include_top, num_classes = settings["include_top"], settings["num_classes"]
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
     if include_top:
         x = classifier(x, num_classes, pooling=pooling)

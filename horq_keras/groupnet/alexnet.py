@@ -29,10 +29,8 @@ from horq_keras.groupnet._common import (
     finish_model,
     float_stem,
     is_small_input,
-    model_name,
 )
 from horq_keras.groupnet.branches import check_num_bases
-from horq_keras.groupnet.partition import binary_body
 from horq_keras.groupnet.quantizers import check_activation_bits
 
 __all__ = ["binary_alexnet", "groupnet_alexnet", "layerwise_alexnet"]
@@ -80,6 +78,9 @@ def groupnet_alexnet(
     check_activation_bits(activation_bits)
     check_positive_int(fc_units, "fc_units")
     input_shape = check_input_shape(input_shape)
+    settings = {"partition": partition, "num_bases": num_bases,
+                "activation_bits": activation_bits, "per_channel_weights": per_channel_weights,
+                "include_top": include_top, "num_classes": num_classes, "name": name}
     if is_small_input(input_shape):
         stem = {"kernel_size": 3, "strides": 1}
         pool = functools.partial(tf.keras.layers.MaxPool2D, 2)
@@ -104,14 +105,8 @@ def groupnet_alexnet(
             f"`input_shape` {input_shape} is too small for AlexNet: the map after the "
             f"first layer is {tuple(x.shape[1:3])}; use inputs of at least 8x8 pixels."
         )
-    x = binary_body(
-        x, units, partition=partition, num_bases=num_bases, activation_bits=activation_bits,
-        per_channel_weights=per_channel_weights, unit="binary layer",
-    )
-    if name is None:
-        name = model_name("groupnet_alexnet", partition, num_bases, activation_bits)
-    return finish_model(inputs, x, include_top=include_top, num_classes=num_classes,
-                        pooling="flatten", name=name)
+    return finish_model(inputs, x, units, family="groupnet_alexnet", unit="binary layer",
+                        pooling="flatten", settings=settings)
 
 
 def layerwise_alexnet(*, num_bases=5, **kwargs):

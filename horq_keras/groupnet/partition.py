@@ -16,6 +16,7 @@ then rebuilt from K binary branches (:func:`horq_keras.groupnet.branches.binary_
 
 import functools
 
+from horq_keras._checks import is_positive_integer
 from horq_keras.groupnet.branches import binary_group, check_num_bases, conv_unit
 from horq_keras.groupnet.quantizers import check_activation_bits
 
@@ -49,9 +50,7 @@ def resolve_partition(partition, num_units, unit="unit"):
         sizes = tuple(partition)
     except TypeError:
         sizes = None
-    if not sizes or any(
-        isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes
-    ):
+    if not sizes or not all(map(is_positive_integer, sizes)):
         raise ValueError(
             f"`partition` must be one of {PARTITIONS} or a non-empty sequence of positive "
             f"integers (sizes of consecutive groups); got {partition!r}."

@@ -25,10 +25,8 @@ from horq_keras.groupnet._common import (
     finish_model,
     float_stem,
     is_small_input,
-    model_name,
 )
 from horq_keras.groupnet.branches import check_num_bases
-from horq_keras.groupnet.partition import binary_body
 from horq_keras.groupnet.quantizers import check_activation_bits
 
 __all__ = [
@@ -116,6 +114,9 @@ def groupnet_resnet(
             f"`stage_blocks` and `stage_filters` must have one entry per stage; got "
             f"{len(stage_blocks)} and {len(stage_filters)}."
         )
+    settings = {"partition": partition, "num_bases": num_bases,
+                "activation_bits": activation_bits, "per_channel_weights": per_channel_weights,
+                "include_top": include_top, "num_classes": num_classes, "name": name}
 
     block = bottleneck_block if bottleneck else basic_block
     units = []
@@ -133,14 +134,8 @@ def groupnet_resnet(
     else:
         x = float_stem(inputs, 64, 7, strides=2)
         x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
-    x = binary_body(
-        x, units, partition=partition, num_bases=num_bases, activation_bits=activation_bits,
-        per_channel_weights=per_channel_weights, unit="residual block",
-    )
-    if name is None:
-        name = model_name("groupnet_resnet", partition, num_bases, activation_bits)
-    return finish_model(inputs, x, include_top=include_top, num_classes=num_classes,
-                        pooling="avg", name=name)
+    return finish_model(inputs, x, units, family="groupnet_resnet", unit="residual block",
+                        pooling="avg", settings=settings)
 
 
 def _standard_resnet(depth, stage_blocks, bottleneck, num_bases, activation_bits, partition,
