@@ -33,7 +33,7 @@ it to K ``LceBconv2d`` (``beta_form`` ``"pixel"`` or ``"sample"``).
 
 import tensorflow as tf
 
-from horq_keras.groupnet._common import check_input_shape, finish_model, float_stem, is_small_input
+from horq_keras.groupnet._common import check_input_shape, classifier, float_stem, is_small_input
 from horq_keras.models._convs import check_variant, quantized_conv
 from horq_keras.quantizers import check_order
 
@@ -110,5 +110,7 @@ def horq_resnet18(
             prefix = f"stage{stage + 1}_block{block + 1}"
             x = _binary_unit(x, conv, filters, strides, f"{prefix}_conv1")
             x = _binary_unit(x, conv, filters, 1, f"{prefix}_conv2")
-    return finish_model(inputs, x, include_top=include_top, num_classes=num_classes,
-                        pooling="avg", name=name)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+    if include_top:
+        x = classifier(x, num_classes, pooling="avg")
+    return tf.keras.Model(inputs, x, name=name)
