@@ -36,7 +36,9 @@ from horq_keras.argtypes import int_at_least, positive_number
 from horq_keras.converters.graph import op_counts
 from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
 from horq_keras.datasets import load_mnist, mnist_datasets, scale_images
+from horq_keras.distribute import DistributeError, Distribution, add_arguments, weights_fingerprint
 from horq_keras.layers import BETA_FORMS
+from horq_keras.mixed_precision import float32_copy
 from horq_keras.models import horq_lenet
 
 __all__ = ["MIN_AGREEMENT", "register", "run"]
@@ -46,7 +48,7 @@ MIN_AGREEMENT = 0.99
 
 #: Options whose change makes a half-finished run impossible to resume.
 _RESUME_KEYS = ("order", "beta_form", "epochs", "batch_size", "learning_rate", "seed",
-                "limit_train")
+                "limit_train", "global_batch", "lr_scaling", "mixed_precision")
 
 _TFLITE_CHUNK = 1000  # images per interpreter call (one progress-bar step)
 
@@ -89,6 +91,7 @@ def register(subparsers):
                         help="stop after saving model.h5 (no .tflite, no parity check)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished run (model.h5) in --output-dir")
+    add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -131,10 +134,11 @@ def build_model(order, beta_form, learning_rate, decay_steps):
     return model
 
 
-def make_callbacks(output_dir, resuming):
-    """Resumable training: backup state, a per-epoch checkpoint and the CSV history."""
+def make_callbacks(output_dir, resuming, backup):
+    """Resumable training: ``backup`` (``BackupAndRestore``), a per-epoch checkpoint and the
+    CSV history in ``output_dir``."""
     return [
-        tf.keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
+        backup,
         EpochCheckpoint(output_dir / "checkpoint.h5"),
         tf.keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=resuming),
     ]
@@ -165,14 +169,14 @@ def check_output_dir(output_dir, config, overwrite):
     return resuming, None
 
 
-def train(model, dataset, epochs, output_dir, resuming):
+def train(model, dataset, epochs, output_dir, resuming, backup):
     """``Model.fit`` with a progress bar; returns the history and the wall time (s)."""
     start = time.perf_counter()
-    history = model.fit(dataset, epochs=epochs, callbacks=make_callbacks(output_dir, resuming),
-                        verbose=1)
+    history = model.fit(dataset, epochs=epochs,
+                        callbacks=make_callbacks(output_dir, resuming, backup), verbose=1)
     seconds = time.perf_counter() - start
     with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
-        (output_dir / "backup").rmdir()
+        pathlib.Path(backup.backup_dir).rmdir()
     return history, seconds
 
 
@@ -225,13 +229,31 @@ def _print_results(report):
 
 
 def run(args):
-    """The ``train`` job; returns the process exit code."""
-    output_dir = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    """The ``train`` job; returns the process exit code.
+
+    The distribution (strategy, replicas, batch, learning rate) comes first: collective
+    ops can only be configured before TensorFlow starts. In a multi-worker run every
+    worker trains; only the chief writes into ``--output-dir``, converts and reports.
+    """
+    try:
+        distribution = Distribution.from_args(args, batch_size=args.batch_size,
+                                              learning_rate=args.learning_rate)
+    except DistributeError as error:
+        print(f"horq-keras train: error: {error}", file=sys.stderr)
+        return 2
+    print(distribution.describe())
+    with distribution.write_dir(args.output_dir) as write_dir:
+        return _run(args, distribution, write_dir)
+
+
+def _run(args, distribution, write_dir):
+    output_dir = args.output_dir  # the backup lives here for every worker
+    write_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "order": args.order, "beta_form": args.beta_form, "epochs": args.epochs,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
         "limit_train": args.limit_train, "limit_test": args.limit_test,
+        **distribution.to_config(),
     }
     resuming, error = check_output_dir(output_dir, config, args.overwrite)
     if error:
@@ -239,19 +261,27 @@ def run(args):
         return 2
     if args.overwrite and not resuming:  # results of the replaced run must not linger
         for name in ("model.tflite", "report.json"):
-            (output_dir / name).unlink(missing_ok=True)
-    write_json_atomic(output_dir / "run_config.json", config)
+            (write_dir / name).unlink(missing_ok=True)
+    write_json_atomic(write_dir / "run_config.json", config)
 
     tf.keras.utils.set_random_seed(args.seed)
     data = load_mnist(args.data_dir)
     train_set, test_set = mnist_datasets(
-        args.batch_size, data=data, limit_train=args.limit_train,
+        distribution.global_batch, data=data, limit_train=args.limit_train,
         limit_test=args.limit_test, seed=args.seed,
     )
-    model = build_model(args.order, args.beta_form, args.learning_rate,
-                        decay_steps=args.epochs * len(train_set))
-    history, train_seconds = train(model, train_set, args.epochs, output_dir, resuming)
-    save_model_atomic(model, output_dir / "model.h5")
+    train_set, policy = distribution.shard(train_set, "mnist")
+    print(f"auto-shard policy: {policy} (mnist)")
+    with distribution.strategy.scope():
+        model = build_model(args.order, args.beta_form, distribution.learning_rate,
+                            decay_steps=args.epochs * len(train_set))
+    backup = distribution.backup_callback(output_dir / "backup", args.backup_every)
+    history, train_seconds = train(model, train_set, args.epochs, write_dir, resuming, backup)
+    model = float32_copy(model)  # plain float32: saves, predicts and converts on one process
+    save_model_atomic(model, write_dir / "model.h5")
+    print(f"final weights sha256: {weights_fingerprint(model)}")
+    if not distribution.is_chief:
+        return 0
 
     x_test, y_test = data[1][0][:args.limit_test], data[1][1][:args.limit_test]
     keras_probs = model.predict(test_set, verbose=0)
@@ -273,7 +303,7 @@ def run(args):
     else:
         start = time.perf_counter()
         flatbuffer = convert(model)
-        atomic_write_bytes(output_dir / "model.tflite", flatbuffer)
+        atomic_write_bytes(write_dir / "model.tflite", flatbuffer)
         report["convert_seconds"] = time.perf_counter() - start
         start = time.perf_counter()
         tflite_probs = predict_tflite(flatbuffer, scale_images(x_test).numpy())
@@ -285,9 +315,9 @@ def run(args):
             print(f"TFLite and Keras disagree: top-1 agreement {report['top1_agreement']:.4f} "
                   f"< {MIN_AGREEMENT}.", file=sys.stderr)
             status = 1
-    write_json_atomic(output_dir / "report.json", report)
+    write_json_atomic(write_dir / "report.json", report)
     _print_results(report)
-    print(f"Results in {output_dir}/")
+    print(f"Results in {write_dir}/")
     return status
 
 
