@@ -47,6 +47,8 @@ __all__ = [
     "DistributeError",
     "Distribution",
     "add_arguments",
+    "count_replicas",
+    "mirrored_devices",
     "parse_tf_config",
     "resolve_strategy",
     "scale_learning_rate",
@@ -64,6 +66,10 @@ LR_SCALING = {
     "sqrt": math.sqrt,
     "none": lambda ratio: 1.0,
 }
+
+# The tf.distribute class behind each strategy, for the start-up line.
+_STRATEGY_NAMES = {"one": "default strategy", "mirrored": "MirroredStrategy",
+                   "multi-worker": "MultiWorkerMirroredStrategy"}
 
 _AUTO_SHARD = tf.data.experimental.AutoShardPolicy
 
@@ -166,25 +172,41 @@ def _is_address(value):
     return bool(host) and port.isdigit()
 
 
-def resolve_strategy(name, cluster, num_gpus):
+def resolve_strategy(name, cluster, mirror_devices):
     """The strategy to run (``one``, ``mirrored`` or ``multi-worker``) for ``--strategy name``.
 
-    Raises :class:`DistributeError` when this machine cannot run it: ``mirrored`` with
-    fewer than two GPUs, ``multi-worker`` without a ``TF_CONFIG`` cluster.
+    ``mirror_devices`` is the number of devices a mirrored run would use on this machine
+    (:func:`mirrored_devices`). Raises :class:`DistributeError` when this machine cannot
+    run the strategy: ``mirrored`` with fewer than two devices, ``multi-worker`` without a
+    ``TF_CONFIG`` cluster.
     """
     if name not in STRATEGIES:
         raise DistributeError(f"--strategy must be one of {list(STRATEGIES)}; got {name!r}")
     if name == "auto":
         if cluster is not None:
             return "multi-worker"
-        return "mirrored" if num_gpus > 1 else "one"
-    if name == "mirrored" and num_gpus < 2:
+        return "mirrored" if mirror_devices > 1 else "one"
+    if name == "mirrored" and mirror_devices < 2:
         raise DistributeError(f"--strategy mirrored needs at least 2 GPUs; this machine has "
-                              f"{num_gpus}. Use --strategy one or auto")
+                              f"{_gpu_count()}. Use --strategy one or auto")
     if name == "multi-worker" and cluster is None:
         raise DistributeError("--strategy multi-worker needs TF_CONFIG naming the cluster "
                               "and this task (see README, 'Training on a cluster')")
     return name
+
+
+def count_replicas(kind, cluster, mirror_devices):
+    """Replicas of a ``kind`` run, known before its strategy starts (and waits for peers).
+
+    Multi-worker: one replica per local GPU (or the CPU) on each of the cluster's workers.
+    """
+    if kind == "multi-worker":
+        return cluster.num_workers * max(1, _gpu_count())
+    return mirror_devices if kind == "mirrored" else 1
+
+
+def _gpu_count():
+    return len(tf.config.list_physical_devices("GPU"))  # does not start the runtime
 
 
 def split_batch(per_replica, replicas, global_batch=None):
@@ -265,8 +287,8 @@ class Distribution:
 
     @classmethod
     def create(cls, *, strategy="auto", batch_size, learning_rate, global_batch_size=None,
-               lr_scaling="linear", mixed_precision=False, tf_config=None, num_gpus=None):
-        """Resolve and create the strategy; split the batch and scale the learning rate.
+               lr_scaling="linear", mixed_precision=False, tf_config=None):
+        """Check everything, then create the strategy (which waits for a cluster's peers).
 
         Args:
             strategy: a :data:`STRATEGIES` value.
@@ -274,29 +296,27 @@ class Distribution:
             learning_rate: the recipe's learning rate, tuned for ``batch_size``.
             global_batch_size: fix the global batch instead (divisible by the replicas).
             lr_scaling: a :data:`LR_SCALING` rule.
-            mixed_precision: train in ``mixed_float16`` (see :func:`set_mixed_precision`).
+            mixed_precision: train in ``mixed_float16`` (:mod:`horq_keras.mixed_precision`).
             tf_config: the ``TF_CONFIG`` text (default: the environment variable).
-            num_gpus: visible GPUs (default: counted by TensorFlow).
         """
         cluster = parse_tf_config(os.environ.get("TF_CONFIG") if tf_config is None
                                   else tf_config)
-        if num_gpus is None:
-            num_gpus = len(tf.config.list_physical_devices("GPU"))
-        kind = resolve_strategy(strategy, cluster, num_gpus)
-        if lr_scaling not in LR_SCALING:  # checked before the (slow) strategy start-up
-            raise DistributeError(f"--lr-scaling must be one of {list(LR_SCALING)}; "
-                                  f"got {lr_scaling!r}")
+        # Listing logical devices starts TensorFlow's runtime, which must not run before a
+        # multi-worker strategy configures its collective ops.
+        mirror = 0 if cluster is not None else len(mirrored_devices() or ())
+        kind = resolve_strategy(strategy, cluster, mirror)
+        replicas = count_replicas(kind, cluster, mirror)
+        per_replica, global_batch = split_batch(batch_size, replicas, global_batch_size)
+        scaled = scale_learning_rate(learning_rate, lr_scaling, global_batch, batch_size)
         set_mixed_precision(mixed_precision)
         made = _make_strategy(kind)
-        replicas = made.num_replicas_in_sync
-        per_replica, global_batch = split_batch(batch_size, replicas, global_batch_size)
-        return cls(
-            strategy=made, kind=kind, cluster=cluster if kind == "multi-worker" else None,
-            per_replica_batch=per_replica, global_batch=global_batch,
-            learning_rate=scale_learning_rate(learning_rate, lr_scaling, global_batch,
-                                              batch_size),
-            lr_scaling=lr_scaling, mixed_precision=mixed_precision,
-        )
+        if made.num_replicas_in_sync != replicas:
+            raise DistributeError(f"{kind} strategy started with {made.num_replicas_in_sync} "
+                                  f"replicas, expected {replicas}")
+        return cls(strategy=made, kind=kind, cluster=cluster if kind == "multi-worker" else None,
+                   per_replica_batch=per_replica, global_batch=global_batch,
+                   learning_rate=scaled, lr_scaling=lr_scaling,
+                   mixed_precision=mixed_precision)
 
     @classmethod
     def from_args(cls, args, *, batch_size, learning_rate):
@@ -317,7 +337,7 @@ class Distribution:
         """The start-up line: strategy, replicas, batch and learning rate."""
         where = (f", worker {self.cluster.rank} of {self.cluster.num_workers}"
                  f"{' (chief)' if self.is_chief else ''}" if self.cluster else "")
-        return (f"strategy: {self.kind} ({type(self.strategy).__name__}), replicas: "
+        return (f"strategy: {self.kind} ({_STRATEGY_NAMES[self.kind]}), replicas: "
                 f"{self.replicas}{where}; global batch {self.global_batch} = "
                 f"{self.per_replica_batch} per replica x {self.replicas}; learning rate "
                 f"{self.learning_rate:g} ({self.lr_scaling} scaling)"
