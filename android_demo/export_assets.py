@@ -7,7 +7,7 @@ Writes, atomically, into ``android_demo/app/src/main/assets/`` (or ``--assets``)
 
 - ``model.tflite``: the model, byte for byte;
 - ``model_info.json``: its operator counts and binary shares
-  (:func:`horq_keras.bench.ops.summarize_ops`), input and output shapes, SHA-256, and
+  (:func:`horq_keras.tflite.ops.summarize_ops`), input and output shapes, SHA-256, and
   the preprocessing the app applies (pixel / 255, as ``horq_keras.datasets.scale_images``);
 - ``digits.bin``: ``N`` MNIST test digits, ``N x 28 x 28`` uint8 pixels, row-major, no
   header (``N * 784`` bytes);
@@ -27,10 +27,9 @@ import sys
 
 import numpy as np
 
-import horq_keras  # noqa: F401  (selects Keras 2 before TensorFlow is used)
-import larq_compute_engine as lce
-from horq_keras.bench.ops import summarize_ops
-from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.ops import summarize_ops
+from horq_keras.tflite.runner import LceInterpreter
 
 #: Default asset directory of the app.
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app", "src", "main", "assets")
@@ -103,12 +102,12 @@ def export_assets(model, images, labels, assets_dir=ASSETS_DIR, *, samples=20, s
         ops = summarize_ops(flatbuffer)
     except ValueError as error:
         raise ValueError(f"`model`: {error}.") from None
-    interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)
+    interpreter = LceInterpreter(flatbuffer)
     _check_model(interpreter, *images.shape[1:])
 
     chosen = select_digits(labels, samples)
     digits = images[chosen]
-    scores = interpreter.predict(digits[..., np.newaxis].astype(np.float32) / 255.0)
+    scores = interpreter.predict([digits[..., np.newaxis].astype(np.float32) / 255.0])[0]
     info = {
         "source_name": os.path.basename(model) if isinstance(model, str) else None,
         "sha256": hashlib.sha256(flatbuffer).hexdigest(),

@@ -2,25 +2,23 @@
 
 Each benchmark ``benchmarks/<name>.py`` writes ``<output-dir>/<name>.md`` (provenance
 header, then its tables), ``<name>.json`` (the same figures plus provenance, machine
-readable) and ``<name>.png`` (its plot). Every file is written to a temporary file in
-the same directory and moved into place with ``os.replace``, so a failed or interrupted
-run never leaves a half-written result behind nor clobbers the previous one.
+readable) and ``<name>.png`` (its plot). Every file is written atomically
+(:func:`horq_keras.tflite.files.atomic_open`), so a failed or interrupted run never
+leaves a half-written result behind nor clobbers the previous one.
 """
 
 import argparse
-import contextlib
 import json
-import os
 import pathlib
 import shlex
 import sys
-import tempfile
 
 from _provenance import markdown_header, provenance
 
+from horq_keras.tflite.files import atomic_open
+
 __all__ = [
     "RESULTS_DIR",
-    "atomic_write",
     "base_parser",
     "command_line",
     "load_note",
@@ -68,25 +66,6 @@ def command_line(script, argv):
     return shlex.join(["python", f"benchmarks/{script}", *map(str, argv)])
 
 
-@contextlib.contextmanager
-def atomic_write(path, mode="w"):
-    """Open a temporary file next to ``path``; on success move it onto ``path``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; results are shared files
-        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
-            yield file
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
 def write_results(output_dir, name, *, command, markdown, data, figure=None):
     """Write ``<name>.md`` (provenance header + ``markdown``), ``.json`` and ``.png``.
 
@@ -102,24 +81,25 @@ def write_results(output_dir, name, *, command, markdown, data, figure=None):
         The list of written paths.
     """
     output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     info = provenance()
     title, _, body = markdown.partition("\n")
     paths = []
 
     md_path = output_dir / f"{name}.md"
-    with atomic_write(md_path) as file:
+    with atomic_open(md_path) as file:
         file.write(f"{title}\n\n{markdown_header(command, info)}{body.lstrip()}")
     paths.append(md_path)
 
     json_path = output_dir / f"{name}.json"
-    with atomic_write(json_path) as file:
+    with atomic_open(json_path) as file:
         json.dump({"command": command, "provenance": info, **data}, file, indent=2)
         file.write("\n")
     paths.append(json_path)
 
     if figure is not None:
         png_path = output_dir / f"{name}.png"
-        with atomic_write(png_path, "wb") as file:
+        with atomic_open(png_path, "wb") as file:
             figure.savefig(file, format="png", dpi=120, bbox_inches="tight")
         paths.append(png_path)
     return paths

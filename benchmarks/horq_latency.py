@@ -14,7 +14,7 @@ order K, with plain ``Conv2D`` (the float twin) and with a bare binary convoluti
   latency matters.
 
 Every model is converted with ``lce.convert_keras_model`` and run by LCE's interpreter
-(``lce.testing.Interpreter``, 1 thread, ``use_indirect_bgemm=True``,
+(:class:`horq_keras.tflite.runner.LceInterpreter`, 1 thread, ``use_indirect_bgemm=True``,
 ``use_xnnpack=True``) on this machine (x86). Repeats are interleaved: each repeat times
 every model once, so load changes hit all models alike; min and median are reported.
 
@@ -38,7 +38,8 @@ Results: ``benchmarks/results/horq_latency.{md,json,png}``.
 """
 
 import copy
-import os
+import dataclasses
+import functools
 import sys
 import time
 
@@ -52,12 +53,15 @@ from tensorflow.lite.tools import flatbuffer_utils
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
-from horq_keras.converters.graph import read_graph
+from _timing import load_average, time_interleaved
 from horq_keras.converters.report import is_box_filter
 from horq_keras.layers import HORQConv2D
+from horq_keras.tflite.graph import read_graph
+from horq_keras.tflite.runner import InterpreterOptions, LceInterpreter
 
 NAME = "horq_latency"
-INTERPRETER_FLAGS = {"num_threads": 1, "use_indirect_bgemm": True, "use_xnnpack": True}
+#: LCE's x86 flags: 1 thread, indirect BGEMM, XNNPACK (the runner's defaults).
+INTERPRETER = InterpreterOptions()
 #: Elementwise float operators: HORQ's bases and beta scaling, unfused batch norms, adds.
 OVERHEAD_OPS = ("ABS", "MEAN", "MUL", "SUB", "ADD", "ADD_N", "LceQuantize", "LceDequantize",
                 "AVERAGE_POOL_2D", "PAD")
@@ -166,10 +170,6 @@ def convert(model, kind):
     return flatbuffer
 
 
-def _interpreter(flatbuffer):
-    return lce.testing.Interpreter(flatbuffer, **INTERPRETER_FLAGS).interpreter
-
-
 def _random_inputs(interpreter, rng):
     inputs = []
     for shape, dtype in zip(interpreter.input_shapes, interpreter.input_types):
@@ -182,16 +182,11 @@ def _random_inputs(interpreter, rng):
     return inputs
 
 
-def time_interleaved(runs, repeats):
+def time_runs(runs, repeats):
     """``{key: {"min", "median"}}`` seconds; ``runs`` maps key -> (interpreter, inputs)."""
-    for interpreter, inputs in runs.values():
-        interpreter.predict(inputs)  # warm-up: allocation, XNNPACK set-up
-    samples = {key: [] for key in runs}
-    for _ in range(repeats):
-        for key, (interpreter, inputs) in runs.items():
-            start = time.perf_counter()
-            interpreter.predict(inputs)
-            samples[key].append(time.perf_counter() - start)
+    samples = time_interleaved(
+        {key: functools.partial(interpreter.invoke, inputs)
+         for key, (interpreter, inputs) in runs.items()}, repeats)
     return {key: {"min": float(np.min(v)), "median": float(np.median(v))}
             for key, v in samples.items()}
 
@@ -247,9 +242,9 @@ def profile(flatbuffer, repeats, rng):
     runs = {}
     for index, ((name, single), op) in enumerate(zip(single_op_flatbuffers(flatbuffer),
                                                     graph.operators)):
-        interpreter = _interpreter(single)
+        interpreter = LceInterpreter(single, INTERPRETER)
         runs[(index, name, _op_kind(op, graph))] = (interpreter, _random_inputs(interpreter, rng))
-    times = time_interleaved(runs, repeats)
+    times = time_runs(runs, repeats)
     by_kind, by_name = {}, {}
     for (_, name, kind), value in times.items():
         by_kind[kind] = by_kind.get(kind, 0.0) + value["min"]
@@ -281,10 +276,10 @@ def run_network(label, build, kinds, args, rng):
     flatbuffers = {kind: convert(build(kind), kind) for kind in kinds}
     runs = {}
     for kind, flatbuffer in flatbuffers.items():
-        interpreter = _interpreter(flatbuffer)
+        interpreter = LceInterpreter(flatbuffer, INTERPRETER)
         runs[kind] = (interpreter, _random_inputs(interpreter, rng))
     print(f"[{label}] timing {args.repeats} interleaved repeats", flush=True)
-    latency = time_interleaved(runs, args.repeats)
+    latency = time_runs(runs, args.repeats)
     profiles = {}
     if args.profile:
         for kind in [k for k in ("float", "bconv", "horq1", "horq2") if k in flatbuffers]:
@@ -406,30 +401,29 @@ def main(argv=None):
     command = command_line("horq_latency.py", argv)
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    load_before = os.getloadavg()
-    results = {}
-    networks = {
-        f"{args.stack_channels}-channel 3x3 stack, 4 layers, "
-        f"{args.stack_size}x{args.stack_size}": (
-            lambda kind: stack_model(kind, args.stack_size, args.stack_channels), args.orders),
-        f"ResNet-18, {args.resnet_size}x{args.resnet_size}": (
-            lambda kind: resnet18(kind, args.resnet_size, args.resnet_width),
-            args.resnet_orders),
-    }
-    for label, (build, orders) in networks.items():
-        orders = sorted(set(orders))
-        kinds = ["float", "bconv"] + [f"horq{order}" for order in orders]
-        result = run_network(label, build, kinds, args, rng)
-        result["orders"] = orders
-        result["goals"] = goals(result["latency"], orders)
-        results[label] = result
-    load = {"before": load_before, "after": os.getloadavg()}
+    with load_average() as load:
+        results = {}
+        networks = {
+            f"{args.stack_channels}-channel 3x3 stack, 4 layers, "
+            f"{args.stack_size}x{args.stack_size}": (
+                lambda kind: stack_model(kind, args.stack_size, args.stack_channels), args.orders),
+            f"ResNet-18, {args.resnet_size}x{args.resnet_size}": (
+                lambda kind: resnet18(kind, args.resnet_size, args.resnet_width),
+                args.resnet_orders),
+        }
+        for label, (build, orders) in networks.items():
+            orders = sorted(set(orders))
+            kinds = ["float", "bconv"] + [f"horq{order}" for order in orders]
+            result = run_network(label, build, kinds, args, rng)
+            result["orders"] = orders
+            result["goals"] = goals(result["latency"], orders)
+            results[label] = result
     wall = time.perf_counter() - start
     markdown = render_markdown(args, results, wall, load_note(load))
     print(markdown)
     data = {
         "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
-        "interpreter": INTERPRETER_FLAGS,
+        "interpreter": dataclasses.asdict(INTERPRETER),
         "networks": {label: {**r, "goals": {g: {s: {"value": v, "met": m}
                                                   for s, (v, m) in stats.items()}
                                               for g, stats in r["goals"].items()}}

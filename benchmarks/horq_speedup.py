@@ -14,7 +14,7 @@ count ignores the float work of the residual bases (eq. 16–17: one ``|R|``, me
 subtraction per order over the input) and the cost of bitpacking.
 
 Measured: one layer at batch 1, ``--size`` x ``--size`` input, ``padding="same"``,
-converted with ``lce.convert_keras_model`` and run by ``lce.testing.Interpreter`` with
+converted with ``lce.convert_keras_model`` and run by LCE's interpreter (``LceInterpreter``) with
 1 thread, ``use_indirect_bgemm=True``, ``use_xnnpack=True`` (LCE's fastest x86 path):
 ``HORQConv2D`` (pixel beta form, which converts to K ``LceBconv2d``) of order 1–4, a bare
 binary convolution (larq ``QuantConv2D`` with ``ste_sign`` inputs and
@@ -32,7 +32,7 @@ repeats; about 4 minutes when other jobs share the cores, and noisier);
 ``--smoke`` runs in seconds. Results: ``benchmarks/results/horq_speedup.{md,json,png}``.
 """
 
-import os
+import functools
 import sys
 import time
 
@@ -45,8 +45,10 @@ import tensorflow as tf
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
-from horq_keras.converters.graph import op_counts
+from _timing import load_average, time_interleaved
 from horq_keras.layers import HORQConv2D
+from horq_keras.tflite.graph import op_counts
+from horq_keras.tflite.runner import LceInterpreter
 
 NAME = "horq_speedup"
 
@@ -111,24 +113,15 @@ def convert(kind, channels, filter_size, size):
 
 def measure(configs, kinds, size, repeats):
     """Median and minimum latency (s) of every (config, kind), repeats interleaved."""
-    interpreters = {}
+    calls = {}
     for channels, filter_size in configs:
         for kind in kinds:
-            interpreter = lce.testing.Interpreter(
-                convert(kind, channels, filter_size, size), num_threads=1,
-                use_indirect_bgemm=True, use_xnnpack=True,
-            )
-            inputs = np.random.default_rng(0).standard_normal(
-                (1, size, size, channels)).astype(np.float32)
-            interpreter.predict(inputs)  # warm-up: allocation, XNNPACK set-up
-            interpreters[(channels, filter_size, kind)] = (interpreter, inputs)
+            interpreter = LceInterpreter(convert(kind, channels, filter_size, size))
+            inputs = [np.random.default_rng(0).standard_normal(
+                (1, size, size, channels)).astype(np.float32)]
+            calls[(channels, filter_size, kind)] = functools.partial(interpreter.invoke, inputs)
         print(f"converted {channels} ch, {filter_size}x{filter_size}", flush=True)
-    samples = {key: [] for key in interpreters}
-    for repeat in range(repeats):
-        for key, (interpreter, inputs) in interpreters.items():
-            start = time.perf_counter()
-            interpreter.predict(inputs)
-            samples[key].append(time.perf_counter() - start)
+    samples = time_interleaved(calls, repeats)
     return {key: {"median": float(np.median(values)), "min": float(np.min(values))}
             for key, values in samples.items()}
 
@@ -264,9 +257,8 @@ def main(argv=None):
                      | {(c, args.filter_fixed) for c in args.channels}
                      | {(args.channels_fixed, args.filter_fixed)})
     kinds = ["float", "bconv"] + [f"horq{order}" for order in args.orders]
-    load_before = os.getloadavg()
-    latency = measure(configs, kinds, args.size, args.repeats)
-    load = {"before": load_before, "after": os.getloadavg()}
+    with load_average() as load:
+        latency = measure(configs, kinds, args.size, args.repeats)
     rows = sweep_rows(args, latency, configs)
     wall = time.perf_counter() - start
     markdown = render_markdown(args, rows, wall, load_note(load))

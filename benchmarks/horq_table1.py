@@ -35,10 +35,11 @@ import numpy as np
 import tensorflow as tf
 
 from _results import (
-    atomic_write, base_parser, command_line, markdown_table, parse_smoke_args, write_results,
+    base_parser, command_line, markdown_table, parse_smoke_args, write_results,
 )
 from horq_keras.datasets import load_mnist, mnist_datasets
 from horq_keras.models import horq_lenet
+from horq_keras.tflite.files import atomic_open
 
 NAME = "horq_table1"
 
@@ -278,7 +279,7 @@ def main(argv=None):
                 continue
             print(f"training {variant} (seed {seed})", flush=True)
             runs.append(train_run(variant, seed, data, args))
-            with atomic_write(progress_path) as file:
+            with atomic_open(progress_path) as file:
                 json.dump({"config": config, "runs": runs}, file)
     runs = [run for run in runs if run["variant"] in args.variants and run["seed"] in args.seeds]
     total_wall = sum(run["wall_s"] for run in runs)

@@ -28,7 +28,7 @@ Command and budget: ``python benchmarks/training_cost.py`` takes about 1 minute 
 ``benchmarks/results/training_cost.{md,json,png}``.
 """
 
-import os
+import functools
 import sys
 import time
 
@@ -40,6 +40,7 @@ import tensorflow as tf
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
+from _timing import load_average, time_interleaved
 from horq_keras.datasets import load_mnist, scale_images
 from horq_keras.models import horq_lenet
 
@@ -119,16 +120,17 @@ def set_threads(threads):
 def measure(models, batch, args):
     """Median step time (s) of every model over interleaved repeats."""
     images, labels = batch
+
+    def steps(model):
+        for _ in range(args.steps):
+            model.train_on_batch(images, labels)
+
     for model in models.values():
         for _ in range(args.warmup):
             model.train_on_batch(images, labels)
-    samples = {name: [] for name in models}
-    for _ in range(args.repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                model.train_on_batch(images, labels)
-            samples[name].append((time.perf_counter() - start) / args.steps)
+    samples = time_interleaved({name: functools.partial(steps, model)
+                                for name, model in models.items()}, args.repeats, warmup=0)
+    samples = {name: np.asarray(values) / args.steps for name, values in samples.items()}
     return {name: {"median_s": float(np.median(values)), "min_s": float(np.min(values)),
                    "q1_s": float(np.percentile(values, 25)),
                    "q3_s": float(np.percentile(values, 75))}
@@ -224,9 +226,8 @@ def main(argv=None):
     batch = (scale_images(x_train[: args.batch_size]), y_train[: args.batch_size])
     tf.keras.utils.set_random_seed(0)
     models = build_models(args)
-    load_before = os.getloadavg()
-    timings = measure(models, batch, args)
-    load = {"before": load_before, "after": os.getloadavg()}
+    with load_average() as load:
+        timings = measure(models, batch, args)
     wall = time.perf_counter() - start
     markdown = render_markdown(args, timings, wall, load_note(load))
     print(markdown)

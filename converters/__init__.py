@@ -5,14 +5,13 @@
 - :func:`verify` — parity of an existing (Keras model, .tflite) pair.
 - :func:`rewrite_bit_planes` — k-bit activations as binary bit planes (:mod:`.kbit`).
 - :func:`prepare_int8` — quantization-aware training of the float first/last layers.
-- :mod:`.graph`, :mod:`.macs` — reading a flatbuffer; :mod:`.io` — atomic writes.
+
+Reading, checking and running flatbuffers, MAC counts and atomic writes are Keras-free
+and live one layer below, in :mod:`horq_keras.tflite` (``horq_keras.converters.graph``,
+``.macs`` and ``.io`` still import from there).
 """
 
-from horq_keras.converters.conversion import TARGETS, convert
-from horq_keras.converters.int8 import is_int8_prepared, prepare_int8
-from horq_keras.converters.kbit import BitPlaneConv2D, rewrite_bit_planes
-from horq_keras.converters.report import ConversionReport, Parity
-from horq_keras.converters.verification import verify
+import importlib
 
 __all__ = [
     "TARGETS",
@@ -25,3 +24,25 @@ __all__ = [
     "rewrite_bit_planes",
     "verify",
 ]
+
+#: LCE's target platforms.
+TARGETS = ("arm", "xcore")
+
+#: Where each public name is defined; loaded on first use (TensorFlow is imported then,
+#: not when the CLI imports ``horq_keras.converters.cli``).
+_HOMES = {
+    "BitPlaneConv2D": "kbit",
+    "ConversionReport": "report",
+    "Parity": "report",
+    "convert": "conversion",
+    "is_int8_prepared": "int8",
+    "prepare_int8": "int8",
+    "rewrite_bit_planes": "kbit",
+    "verify": "verification",
+}
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"horq_keras.converters.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'horq_keras.converters' has no attribute {name!r}")

@@ -9,6 +9,7 @@ import json
 import sys
 
 from horq_keras.argtypes import int_at_least, non_negative_number
+from horq_keras.converters import TARGETS
 
 __all__ = ["register"]
 
@@ -29,7 +30,7 @@ def _add_common(parser):
 
 def register(subparsers):
     """Add the ``convert`` and ``verify`` subcommands."""
-    from horq_keras.converters.conversion import TARGETS
+    from horq_keras.converters.data_option import SAMPLES_HELP, add_data_options
 
     convert = subparsers.add_parser(
         "convert", help="convert a Keras model with LCE and report what was done",
@@ -43,8 +44,9 @@ def register(subparsers):
     convert.add_argument("-o", "--output", required=True, metavar="OUT.tflite",
                          help="the .tflite to write (atomically)")
     convert.add_argument("--report", metavar="REPORT.json", help="also save the report as JSON")
-    convert.add_argument("--verify", type=int_at_least(0), default=8, metavar="N",
-                         help="parity check on N random samples (default 8, 0: none)")
+    convert.add_argument("--verify", type=int_at_least(0), default=None, metavar="N",
+                         help=f"parity check on {SAMPLES_HELP}; 0: no check")
+    add_data_options(convert)
     convert.add_argument("--target", choices=TARGETS, default="arm")
     convert.add_argument("--int8", action="store_true",
                          help="int8 first/last layers (the model must be QAT-prepared)")
@@ -60,8 +62,9 @@ def register(subparsers):
     )
     verify.add_argument("model", metavar="MODEL", help="saved Keras model")
     verify.add_argument("tflite", metavar="MODEL.tflite", help="its converted model")
-    verify.add_argument("--samples", type=int_at_least(1), default=8, metavar="N",
-                        help="random N(0, 1) samples (default 8)")
+    verify.add_argument("--samples", type=int_at_least(1), default=None, metavar="N",
+                        help=SAMPLES_HELP)
+    add_data_options(verify)
     verify.add_argument("--report", metavar="PARITY.json", help="save the result as JSON")
     _add_common(verify)
     verify.set_defaults(func=run_verify)
@@ -75,16 +78,19 @@ def _fail(command, error):
 def run_convert(args):
     """Run ``horq-keras convert``; see the module docstring for the exit status."""
     from horq_keras.converters.conversion import convert
-    from horq_keras.converters.io import check_writable
+    from horq_keras.converters.data_option import data_from_options
+    from horq_keras.tflite.files import check_writable
     from horq_keras.converters.loading import import_modules
 
     try:
         if args.report:
             check_writable(args.report, "--report")
         import_modules(args.imports)
+        data = (False if args.verify == 0 else
+                data_from_options(args.data, args.labels, args.verify))
         report = convert(
             args.model, args.output, target=args.target, int8=args.int8,
-            verify_data=args.verify or False, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
+            verify_data=data, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
             progress=not args.quiet,
         )
     except _BAD_INPUT as error:
@@ -97,7 +103,8 @@ def run_convert(args):
 
 def run_verify(args):
     """Run ``horq-keras verify``; see the module docstring for the exit status."""
-    from horq_keras.converters.io import atomic_write_text, check_writable
+    from horq_keras.converters.data_option import data_from_options
+    from horq_keras.tflite.files import atomic_write_text, check_writable
     from horq_keras.converters.loading import import_modules
     from horq_keras.converters.verification import verify
 
@@ -105,7 +112,8 @@ def run_verify(args):
         if args.report:
             check_writable(args.report, "--report")
         import_modules(args.imports)
-        result = verify(args.model, args.tflite, data=args.samples, atol=args.atol,
+        data = data_from_options(args.data, args.labels, args.samples)
+        result = verify(args.model, args.tflite, data=data, atol=args.atol,
                         rtol=args.rtol, progress=not args.quiet)
     except _BAD_INPUT as error:
         return _fail("verify", error)

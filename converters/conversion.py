@@ -9,22 +9,22 @@ Keras (:mod:`.verification`), write the .tflite atomically, and return the repor
 """
 
 import larq_compute_engine as lce
-from horq_keras.converters.graph import read_graph
+from tqdm.auto import tqdm
+
+from horq_keras.converters import TARGETS
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
-from horq_keras.converters.io import atomic_write_bytes, check_writable
 from horq_keras.converters.kbit import rewrite_bit_planes
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.lowering import iter_layers, layer_lowering
+from horq_keras.converters.parity_data import parity_data
 from horq_keras.converters.report import build_report
-from horq_keras.converters.verification import parity, sample_inputs
-from tqdm.auto import tqdm
-
+from horq_keras.converters.verification import parity
 from horq_keras.layers import HORQConv2D
+from horq_keras.tflite.files import atomic_write_bytes, check_writable
+from horq_keras.tflite.graph import read_graph
 
 __all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
 
-#: LCE's target platforms.
-TARGETS = ("arm", "xcore")
 
 
 def _check_convertible(model):
@@ -74,8 +74,10 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         target: ``"arm"`` or ``"xcore"``.
         int8: the model was prepared with :func:`~horq_keras.converters.prepare_int8`
             and fine-tuned; its full-precision ends become int8.
-        verify_data: parity inputs: None (8 random N(0, 1) samples), an int N (N
-            random samples), an array or a list of arrays, or False (no parity check).
+        verify_data: parity inputs: an input array (a list of arrays for several
+            inputs), an ``(inputs, labels)`` tuple, a finite ``tf.data.Dataset`` of
+            ``(inputs, labels)`` batches, an int N (N synthetic samples that reach
+            every class; None: 64, see :mod:`.parity_data`), or False (no check).
         atol, rtol: parity tolerance (default: ``verification.TOLERANCES``).
         kbit: rewrite binary-weight convs that read k-bit activations into bit planes.
         custom_objects: extra ``{name: class}`` to load a saved model.
@@ -105,7 +107,7 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         if int8:
             require_int8_prepared(model)
         if verify_data is not False:
-            sample_inputs(model, verify_data)  # bad parity inputs fail before converting
+            verify_data = parity_data(model, verify_data)  # bad inputs fail before converting
         steps.update()
 
         steps.set_postfix_str("bit planes")

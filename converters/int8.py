@@ -18,6 +18,7 @@ import sys
 
 import larq as lq
 import tensorflow as tf
+
 from horq_keras.converters.lowering import iter_layers
 
 __all__ = [

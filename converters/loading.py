@@ -13,7 +13,8 @@ import re
 import zipfile
 
 import tensorflow as tf
-from horq_keras.converters.tflite_file import is_flatbuffer
+
+from horq_keras.tflite.check import is_flatbuffer
 
 __all__ = ["import_modules", "load_model"]
 
@@ -113,9 +114,6 @@ def load_model(model_or_path, *, custom_objects=None, argument="model"):
         _reject_tflite(path, argument)
 
     import tensorflow_model_optimization as tfmot
-
-    import horq_keras.groupnet
-    import horq_keras.layers  # noqa: F401 - registers HORQ's custom objects
 
     try:
         with tfmot.quantization.keras.quantize_scope(custom_objects or {}):

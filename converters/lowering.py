@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import larq as lq
 import numpy as np
 import tensorflow as tf
-from horq_keras.converters.kbit import BitPlaneConv2D, bit_plane_precision
-from horq_keras.converters.macs import BINARY_CONV
 
+from horq_keras.converters.kbit import BitPlaneConv2D, bit_plane_precision
 from horq_keras.layers import HORQConv2D, HORQDense
+from horq_keras.tflite.macs import BINARY_CONV, bconv_input_channels
 
 __all__ = ["LayerLowering", "expected_bconvs", "float_reason", "iter_layers", "layer_lowering"]
 
@@ -71,10 +71,12 @@ def _quantizer_name(quantizer):
     return serialized["class_name"] if isinstance(serialized, dict) else str(serialized)
 
 
-def _is_binary(quantizer):
+def _is_one_bit(quantizer):
+    """A quantizer whose outputs LCE can lower to bits: larq's public ``precision``
+    attribute is 1, and it is not a ``NoOp`` (which only tags a variable's precision and
+    leaves its values float, so there is no sign for LCE to find)."""
     return getattr(quantizer, "precision", None) == 1 and not isinstance(
-        quantizer, lq.quantizers.NoOp
-    )
+        quantizer, lq.quantizers.NoOp)
 
 
 def _weight_quantizer(layer):
@@ -93,7 +95,7 @@ def expected_bconvs(layer):
     input_quantizer = getattr(layer, "input_quantizer", None)
     if not isinstance(layer, lq.layers_base.BaseLayer):
         return None
-    if _is_binary(input_quantizer) or _is_binary(_weight_quantizer(layer)):
+    if _is_one_bit(input_quantizer) or _is_one_bit(_weight_quantizer(layer)):
         return 1
     return None
 
@@ -130,7 +132,7 @@ def float_reason(layer, target="arm"):
     if input_name is not None and input_name not in LOWERED_INPUT_QUANTIZERS:
         return (f"input quantizer {input_name} is not lowered by LCE (it lowers "
                 f"ste_sign, approx_sign, swish_sign)")
-    if not _is_binary(weight_quantizer):
+    if not _is_one_bit(weight_quantizer):
         return (f"kernel is not binary (kernel_quantizer="
                 f"{_quantizer_name(weight_quantizer)})")
     kernel_name = _quantizer_name(weight_quantizer)
@@ -158,8 +160,7 @@ def _bconv_sign_key(op, graph):
     words = np.frombuffer(bytes(bytearray(data)), dtype="<i4").reshape(filters.shape)
     bits = np.unpackbits(words.view(np.uint8).reshape(*filters.shape[:3], -1),
                          axis=-1, bitorder="little").astype(bool)
-    channels = min(int(op.custom_options.get("channels_in", bits.shape[-1])), bits.shape[-1])
-    return _sign_key(bits[..., :channels])
+    return _sign_key(bits[..., : bconv_input_channels(op)])
 
 
 def layer_lowering(model, graph, target="arm"):

@@ -2,8 +2,9 @@
 
 larq 0.14 is built on Keras 2 (``tf_keras``). TensorFlow 2.16 routes ``tf.keras`` to
 Keras 3 unless ``TF_USE_LEGACY_KERAS=1`` is set before ``tf.keras`` is first used.
-Importing :mod:`horq_keras` sets it when the user has not, and fails with a clear
-message when ``tf.keras`` already resolved to Keras 3 (or the user forced it).
+Importing :mod:`horq_keras` sets it when the user has not (:func:`select_legacy_keras`,
+without importing TensorFlow), and fails with a clear message (:func:`ensure_legacy_keras`)
+when TensorFlow was imported first and ``tf.keras`` is Keras 3, or the user forced it.
 """
 
 import importlib
@@ -17,6 +18,19 @@ _HOW_TO_FIX = (
     "`import horq_keras` as the first import of your program), and make sure "
     "tf-keras==2.16.0 is installed (`pip install tf-keras==2.16.0`)."
 )
+
+
+#: Values of the variable that TensorFlow reads as true.
+_TRUE_VALUES = ("true", "True", "1")
+
+
+def select_legacy_keras():
+    """Set ``TF_USE_LEGACY_KERAS=1`` unless the user set it; True when it selects Keras 2.
+
+    Cheap (TensorFlow is not imported): when TensorFlow is imported later, it routes
+    ``tf.keras`` to Keras 2.
+    """
+    return os.environ.setdefault(LEGACY_KERAS_VARIABLE, "1") in _TRUE_VALUES
 
 
 def ensure_legacy_keras():

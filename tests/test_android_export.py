@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_bench import bench_models  # noqa: F401
 
-from horq_keras.bench.ops import summarize_ops
+from horq_keras.tflite.ops import summarize_ops
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "android_demo", "export_assets.py")

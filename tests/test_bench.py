@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from horq_keras.bench import bench, cli, parse, runner
 from horq_keras.bench.adb import parse_adb_devices
-from horq_keras.bench.ops import summarize_ops
+from horq_keras.tflite.ops import summarize_ops
 from horq_keras.bench.ssh import check_ssh_option
 from horq_keras.bench.targets import (
     MACHINE_SCRIPT,

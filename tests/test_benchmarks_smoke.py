@@ -105,7 +105,7 @@ def test_theoretical_speedup_matches_xnor_net(benchmarks_path):
 
 def test_speedup_conversion_checks_binary_op_count(benchmarks_path, monkeypatch):
     speedup = _import("horq_speedup")
-    from horq_keras.converters.graph import op_counts
+    from horq_keras.tflite.graph import op_counts
 
     assert op_counts(speedup.convert("horq3", 32, 3, 6))["LceBconv2d"] == 3
     assert op_counts(speedup.convert("float", 32, 3, 6))["CONV_2D"] == 1
@@ -132,17 +132,6 @@ def test_larq_xnor_lenet_is_horq_lenet_with_binary_inputs(benchmarks_path):
         assert isinstance(layer.kernel_constraint, lq.constraints.WeightClip)
     x = tf.random.normal([2, 28, 28, 1])
     assert xnor(x).shape == (2, 10)
-
-
-def test_atomic_write_keeps_old_file_on_error(tmp_path, benchmarks_path):
-    results = _import("_results")
-    target = tmp_path / "result.md"
-    target.write_text("old")
-    with pytest.raises(RuntimeError), results.atomic_write(target) as file:
-        file.write("half")
-        raise RuntimeError("interrupted")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["result.md"]
 
 
 def test_readme_lists_every_benchmark_and_links_exist():

@@ -12,9 +12,10 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from horq_keras.converters import convert, runner, verify
-from horq_keras.converters.graph import read_graph
-from horq_keras.converters.tflite_file import check_flatbuffer
+from horq_keras.converters import convert, verify
+from horq_keras.tflite.graph import read_graph
+from horq_keras.tflite import runner
+from horq_keras.tflite.check import check_flatbuffer
 
 from horq_keras.cli import main as cli_main
 from horq_keras.layers import HORQConv2D
@@ -116,7 +117,7 @@ def test_verify_existing_pair(converted):
     assert result.ok and result.samples == 3
     inputs = np.random.default_rng(1).uniform(0, 1, (2, *INPUT_SHAPE)).astype("float32")
     result = verify(converted["model"], converted["tflite_path"], data=inputs)
-    assert result.ok and result.inputs == "given data"
+    assert result.ok and result.inputs == "given inputs"
 
 
 def _fallback_model():
@@ -281,6 +282,8 @@ def test_interpreter_failures_become_clear_errors(monkeypatch, tmp_path):
     x = [np.zeros((1, 6, 6, 4), np.float32)]
     with pytest.raises(ValueError, match="could not run the model.*status 1"):
         runner.run_tflite(flatbuffer, x, source="the model")
+    with pytest.raises(ValueError, match="could not run the model: it raised an error"):
+        runner.run_tflite(flatbuffer, x, source="the model", isolate=False)
 
     crashing = tmp_path / "crash.py"
     crashing.write_text(f"import os\nos.kill(os.getpid(), {int(signal.SIGSEGV)})\n")

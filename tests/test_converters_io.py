@@ -1,9 +1,10 @@
-"""Atomic writes and early output-path checks of ``horq_keras.converters.io``."""
+"""Atomic writes and early output-path checks of ``horq_keras.tflite.files``."""
 
 import os
 
 import pytest
-from horq_keras.converters.io import (
+from horq_keras.tflite.files import (
+    atomic_open,
     atomic_write_bytes,
     atomic_write_text,
     check_writable,
@@ -46,3 +47,18 @@ def test_check_writable_names_the_argument(tmp_path):
         check_writable(tmp_path / "plain" / "r.json", "--report")
     with pytest.raises(PermissionError, match="`--report`: cannot write in the directory"):
         check_writable("/sys/r.json", "--report")  # read-only even for root
+
+
+def test_atomic_open_keeps_the_old_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "result.md"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(target) as file:
+        file.write("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.md"]
+    with atomic_open(target, "wb") as file:
+        file.write(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(ValueError, match="`mode`"), atomic_open(target, "a"):
+        pass

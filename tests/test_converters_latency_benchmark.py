@@ -7,7 +7,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from horq_keras.converters.graph import read_graph
+from horq_keras.tflite.graph import read_graph
 from tensorflow.lite.tools import flatbuffer_utils
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"

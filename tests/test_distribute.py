@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from horq_keras import distribute
 from horq_keras.cli import main
-from horq_keras.distribute import (
+from horq_keras.training import distribute
+from horq_keras.training.cluster import (
     Cluster,
     DistributeError,
     count_replicas,
     parse_tf_config,
     resolve_strategy,
     scale_learning_rate,
-    shard_policy,
     split_batch,
-    weights_fingerprint,
 )
+from horq_keras.training.distribute import shard_policy, weights_fingerprint
 
 WORKERS = ["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"]
 
@@ -79,8 +78,9 @@ def test_resolve_strategy():
     assert resolve_strategy("auto", None, 0) == "one"
     assert resolve_strategy("one", cluster, 4) == "one"
     assert resolve_strategy("mirrored", None, 2) == "mirrored"
-    with pytest.raises(DistributeError, match="mirrored needs at least 2 GPUs"):
-        resolve_strategy("mirrored", None, 1)
+    with pytest.raises(DistributeError, match="mirrored needs at least 2 GPUs; this machine "
+                                              "has 1"):
+        resolve_strategy("mirrored", None, 1, 1)
     with pytest.raises(DistributeError, match="multi-worker needs TF_CONFIG"):
         resolve_strategy("multi-worker", None, 8)
     with pytest.raises(DistributeError, match="--strategy must be one of"):
@@ -89,9 +89,10 @@ def test_resolve_strategy():
 
 def test_count_replicas():
     cluster = parse_tf_config(tf_config())
-    assert count_replicas("multi-worker", cluster, 0) == 3  # no GPU here: one CPU replica each
-    assert count_replicas("mirrored", None, 4) == 4
-    assert count_replicas("one", None, 4) == 1
+    assert count_replicas("multi-worker", cluster, 0, 0) == 3  # no GPU: one CPU replica each
+    assert count_replicas("multi-worker", cluster, 0, 4) == 12  # 3 workers x 4 GPUs
+    assert count_replicas("mirrored", None, 4, 4) == 4
+    assert count_replicas("one", None, 4, 4) == 1
 
 
 def test_global_batch():

@@ -11,7 +11,7 @@ scalar float ``MUL`` per branch before the ``ADD``s of the sum.
 import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
-from horq_keras.converters.graph import op_counts, operator_names
+from horq_keras.tflite.graph import op_counts, operator_names
 from tensorflow.lite.tools import flatbuffer_utils
 
 from horq_keras.groupnet import BranchScales, groupnet_alexnet, groupnet_resnet

@@ -6,7 +6,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from horq_keras.converters.graph import op_counts, operator_names
+from horq_keras.tflite.graph import op_counts, operator_names
 from tensorflow.lite.tools import flatbuffer_utils
 
 from horq_keras.layers import HORQConv2D

@@ -252,3 +252,16 @@ def test_summary_leaves_larq_summary_unchanged():
         horq_keras.summary(model, print_fn=failing_print)
     assert lq.models.LayerProfile is profile_class
     assert _summary_macs(lq.models.summary, model) == before
+
+
+def test_summary_profiles_nested_models_and_rejects_unbuilt_ones():
+    from horq_keras.models.summary import HORQModelProfile
+
+    inner = _summary_model()
+    inputs = tf.keras.Input((8, 8, 4))
+    outer = tf.keras.Model(inputs, inner(inputs))
+    binary = HORQModelProfile(inner).op_count("mac", 1)
+    assert HORQModelProfile(outer).op_count("mac", 1) == binary
+    assert binary > lq.models.ModelProfile(inner).op_count("mac", 1)
+    with pytest.raises(ValueError, match="`model` is not built"):
+        horq_keras.summary(tf.keras.Sequential([HORQDense(3)]))

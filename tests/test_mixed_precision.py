@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from horq_keras.converters.graph import op_counts
 from horq_keras.datasets import load_mnist, scale_images
-from horq_keras.mixed_precision import MIXED_POLICY, float32_copy, set_mixed_precision
+from horq_keras.training.mixed_precision import MIXED_POLICY, float32_copy, set_mixed_precision
 from horq_keras.models import horq_lenet
+from horq_keras.tflite.graph import op_counts
+from horq_keras.tflite.runner import run_tflite
 
 
 @pytest.fixture
@@ -57,7 +58,6 @@ def test_policy_honoured_and_float32_copy_converts(mixed_policy):
 
     flatbuffer = lce.convert_keras_model(copy)
     assert op_counts(flatbuffer)["LceBconv2d"] == 4
-    interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1, use_indirect_bgemm=True)
-    tflite_probs = interpreter.predict(images)
+    tflite_probs = run_tflite(flatbuffer, [images], isolate=False)[0]
     assert np.mean(tflite_probs.argmax(-1) == float_probs.argmax(-1)) >= 0.99
     np.testing.assert_allclose(tflite_probs, float_probs, atol=1e-3)

@@ -21,9 +21,10 @@ import importlib.metadata
 import os
 
 from horq_keras.bench import parse
-from horq_keras.bench.ops import summarize_ops
+from horq_keras.tflite.ops import summarize_ops
 from horq_keras.bench.runner import MARKER
-from horq_keras.bench.targets import BenchError, TargetOptions, make_target, parse_target
+from horq_keras.bench.registry import make_target
+from horq_keras.bench.targets import BenchError, TargetOptions, parse_target
 
 __all__ = ["Settings", "benchmark", "RUNNER_PATH", "BINARY_NAME"]
 

@@ -7,7 +7,7 @@ from horq_keras.argtypes import int_at_least, positive_number
 from horq_keras.bench.bench import BINARY_NAME, Settings, benchmark
 from horq_keras.bench.report import format_summary, write_json, write_plot
 from horq_keras.bench.targets import TARGET_FORMS, BenchError, TargetOptions, parse_target
-from horq_keras.converters.io import check_writable
+from horq_keras.tflite.files import check_writable
 
 __all__ = ["register", "run"]
 

@@ -30,7 +30,7 @@ import math
 import re
 import statistics
 
-from horq_keras.bench.ops import is_binary_op
+from horq_keras.tflite.ops import is_binary_op
 from horq_keras.bench.runner import MARKER
 from horq_keras.bench.targets import BenchError
 

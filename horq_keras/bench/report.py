@@ -1,14 +1,14 @@
 """Show a :func:`horq_keras.bench.bench.benchmark` result: text, JSON file, PNG plot.
 
-Files are written atomically (:mod:`horq_keras.converters.io`): a reader sees the old
+Files are written atomically (:mod:`horq_keras.tflite.files`): a reader sees the old
 file or the complete new one.
 """
 
 import io
 import json
 
-from horq_keras.bench.ops import is_binary_op
-from horq_keras.converters.io import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.ops import is_binary_op
+from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["format_summary", "write_json", "write_plot"]
 

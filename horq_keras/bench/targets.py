@@ -1,8 +1,9 @@
 """Where ``horq-keras bench`` runs: the ``--target`` string, bounded commands, machine facts.
 
 A target is ``local``, ``ssh://[user@]host[:port]`` or ``adb[:serial]``. Each kind is a
-class (:mod:`.local`, :mod:`.ssh`, :mod:`.adb`) with the same small interface, used as a
-context manager::
+class (:mod:`.local`, :mod:`.ssh`, :mod:`.adb`, built on :class:`Target` here) with the
+same small interface; :func:`horq_keras.bench.registry.make_target` picks the class of a
+``--target`` string. A target is used as a context manager::
 
     with make_target(spec, options) as target:    # connects, makes a work directory
         target.machine                           # dict of facts about the machine
@@ -36,7 +37,6 @@ __all__ = [
     "parse_machine",
     "run_command",
     "staged",
-    "make_target",
 ]
 
 #: The accepted forms of ``--target``.
@@ -218,7 +218,11 @@ class Target:
         self.machine = {}
 
     def __enter__(self):
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self.__exit__(None, None, None)  # what open() left behind (adb's server)
+            raise
         return self
 
     def __exit__(self, *exc_info):
@@ -255,13 +259,3 @@ def staged(files):
             paths.append(os.path.join(directory, name))
             shutil.copyfile(path, paths[-1])
         yield paths
-
-
-def make_target(spec, options):
-    """The target object for ``spec`` (a :class:`TargetSpec` or ``--target`` string)."""
-    from horq_keras.bench import adb, local, ssh
-
-    if isinstance(spec, str):
-        spec = parse_target(spec)
-    kinds = {"local": local.LocalTarget, "ssh": ssh.SSHTarget, "adb": adb.ADBTarget}
-    return kinds[spec.kind](spec, options)

@@ -12,23 +12,19 @@ one base, ``lq.models.summary`` counts one base.
 import larq as lq
 import tensorflow as tf
 
-from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+from horq_keras._checks import (
+    BETA_FORMS,
+    check_beta_form,
+    check_float32,
+    check_pad_values,
+    check_padding,
+)
+from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
+from horq_keras.serialization import register
 
 __all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
 
-#: Where ``beta_i`` of a convolution's input is taken. See :class:`HORQConv2D`.
-BETA_FORMS = ("column", "pixel", "sample")
-
 _DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
-
-
-def _check_beta_form(beta_form):
-    if beta_form not in BETA_FORMS:
-        raise ValueError(
-            f"`beta_form` must be one of {', '.join(repr(f) for f in BETA_FORMS)}; "
-            f"got {beta_form!r}."
-        )
-    return beta_form
 
 
 def add_bias_and_activation(layer, outputs):
@@ -47,7 +43,7 @@ def _horq_config(config, order, clip_value):
     return {**config, "order": order, "clip_value": clip_value}
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQConv2D(lq.layers.QuantConv2D):
     r"""2D convolution with order-K HORQ inputs and binary weights (eq. 16–21).
 
@@ -107,8 +103,9 @@ class HORQConv2D(lq.layers.QuantConv2D):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.beta_form = _check_beta_form(beta_form)
-        self.clip_value = clip_value
+        self.beta_form = check_beta_form(beta_form)
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQConv2D")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
         if kwargs.get("data_format") not in (None, "channels_last"):
@@ -120,8 +117,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
             filters,
             kernel_size,
             strides=strides,
-            padding=padding,
-            pad_values=pad_values,
+            padding=check_padding(padding),
+            pad_values=check_pad_values(pad_values),
             dilation_rate=dilation_rate,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
             kernel_quantizer=kernel_quantizer,
@@ -228,7 +225,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         }
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQDense(lq.layers.QuantDense):
     r"""Dense layer with order-K HORQ inputs and binary weights (eq. 16–19).
 
@@ -256,7 +253,8 @@ class HORQDense(lq.layers.QuantDense):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQDense")
         super().__init__(
             units,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),

@@ -1,25 +1,30 @@
-"""How binary a converted model is, from its operators (:mod:`horq_keras.converters.graph`).
+"""Operator names of converted models, and how binary a model is from its operators.
 
-Two shares, both in [0, 1]:
+:data:`BINARY_CONV` is LCE's binary convolution, :data:`FLOAT_PRODUCT_OPS` TFLite's
+operators that multiply matrices (float or int8 by their inputs' dtype). Two shares,
+both in [0, 1]:
 
 - ``binary_op_share``: LCE operators (``Lce*``: ``LceBconv2d``, ``LceQuantize``,
   ``LceDequantize``, ``LceBMaxPool2d``) among all operators of the graph;
 - ``binary_conv_share``: binary convolutions (``LceBconv2d``) among the operators that
-  multiply matrices (``LceBconv2d`` and TFLite's convolution, fully connected and batch
-  matmul operators) — the part of the arithmetic that runs on bits.
+  multiply matrices (``LceBconv2d`` and :data:`FLOAT_PRODUCT_OPS`) — the part of the
+  arithmetic that runs on bits.
 
 The time share comes from an operator profile on the device
 (:func:`horq_keras.bench.parse.parse_profile`).
 """
 
-from horq_keras.converters.graph import op_counts
+from horq_keras.tflite.check import TFLITE_IDENTIFIER, is_flatbuffer
+from horq_keras.tflite.graph import op_counts
 
-__all__ = ["is_binary_op", "summarize_ops", "BINARY_CONV", "FLOAT_PRODUCT_OPS"]
+__all__ = ["BINARY_CONV", "FLOAT_PRODUCT_OPS", "MAC_OPS", "is_binary_op", "summarize_ops"]
 
+#: LCE's binary convolution (custom code of the op).
 BINARY_CONV = "LceBconv2d"
-FLOAT_PRODUCT_OPS = (
-    "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL",
-)
+#: TFLite's operators that multiply-accumulate with weights (MACs are counted for these).
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+#: TFLite's operators that multiply matrices: :data:`MAC_OPS` and ``BATCH_MATMUL``.
+FLOAT_PRODUCT_OPS = (*MAC_OPS, "BATCH_MATMUL")
 
 
 def is_binary_op(name):
@@ -33,8 +38,9 @@ def summarize_ops(flatbuffer):
     Raises:
         ValueError: when ``flatbuffer`` is not a TFLite model.
     """
-    if bytes(flatbuffer[4:8]) != b"TFL3":  # the flatbuffer file identifier of TFLite models
-        raise ValueError("not a TFLite flatbuffer (no 'TFL3' file identifier)")
+    if not is_flatbuffer(flatbuffer):
+        raise ValueError(
+            f"not a TFLite flatbuffer (no {TFLITE_IDENTIFIER.decode()!r} file identifier)")
     try:
         counts = op_counts(flatbuffer)
     except Exception as error:  # the flatbuffer reader raises assorted errors on junk

@@ -3,13 +3,13 @@
 Neither TensorFlow Lite's nor LCE's Python interpreter verifies a flatbuffer: a
 truncated or corrupted file can crash the process. :func:`check_flatbuffer` parses it
 in bounds-checked Python and checks that every index, shape and constant buffer is
-consistent; what survives is still run in a child process (:mod:`.runner`).
+consistent; what survives is still best run in a child process (:mod:`.runner`).
 """
 
+import math
 import os
 
-import numpy as np
-from horq_keras.converters.graph import read_graph
+from horq_keras.tflite.graph import read_graph
 
 __all__ = ["TFLITE_IDENTIFIER", "check_flatbuffer", "is_flatbuffer", "read_tflite"]
 
@@ -48,7 +48,7 @@ def _check_graph(graph, size, source):
             raise _corrupt(source, f"tensor {tensor.index} is a variable with data")
         item = _FIXED_ITEM_SIZES.get(tensor.dtype)
         if tensor.constant and item is not None:
-            expected = int(np.prod(tensor.shape, dtype=np.int64)) * item
+            expected = math.prod(tensor.shape) * item
             if graph.buffer_sizes[tensor.buffer] != expected:
                 raise _corrupt(
                     source,
