@@ -25,11 +25,9 @@ on a quiet 2-core machine (TensorFlow start-up and the cluster set-up are most o
 """
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
 from _timing import load_average
+from horq_keras.training.local_cluster import loopback_tf_configs
 
 NAME = "distributed_throughput"
 WORKER_TIMEOUT = 1500  # seconds per configuration; every process is killed after it
@@ -126,24 +125,13 @@ def run_worker(args):
 
 # --- the parent: clusters of 1 and 2 workers -------------------------------------------
 
-def free_ports(count):
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 def run_cluster(workers, argv, workdir):
     """Start ``workers`` processes of this script in worker mode; their figures."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     processes, outputs = [], []
     try:
-        for index in range(workers):
+        for index, tf_config in enumerate(loopback_tf_configs(workers)):
             outputs.append(workdir / f"w{workers}_{index}.json")
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                            "task": {"type": "worker", "index": index}})}
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": tf_config}
             processes.append(subprocess.Popen(
                 [sys.executable, __file__, *argv, "--worker", str(outputs[-1])], env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))

@@ -28,14 +28,7 @@ import tempfile
 
 import tensorflow as tf
 
-from horq_keras.training.cluster import (
-    DistributeError,
-    count_replicas,
-    parse_tf_config,
-    resolve_strategy,
-    scale_learning_rate,
-    split_batch,
-)
+from horq_keras.training import cluster
 from horq_keras.training.mixed_precision import set_mixed_precision
 
 __all__ = ["SHARD_POLICIES", "Distribution", "mirrored_devices", "shard_policy",
@@ -60,7 +53,7 @@ def shard_policy(source):
     """The ``tf.data`` auto-shard policy for a data source kind (``mnist``, ``tfds``, ...)."""
     kind = source.split(":", 1)[0]
     if kind not in SHARD_POLICIES:
-        raise DistributeError(f"no auto-shard policy for data source {kind!r}; known: "
+        raise cluster.DistributeError(f"no auto-shard policy for data source {kind!r}; known: "
                               f"{sorted(SHARD_POLICIES)}")
     return SHARD_POLICIES[kind]
 
@@ -118,32 +111,34 @@ class Distribution:
             learning_rate: the recipe's learning rate, tuned for ``batch_size``.
             global_batch_size: fix the global batch instead (divisible by the replicas).
             lr_scaling: a :data:`~horq_keras.training.cluster.LR_SCALING` rule.
-            mixed_precision: train in ``mixed_float16`` (:mod:`horq_keras.mixed_precision`).
+            mixed_precision: train in ``mixed_float16``
+                (:mod:`horq_keras.training.mixed_precision`).
             tf_config: the ``TF_CONFIG`` text (default: the environment variable).
         """
-        cluster = parse_tf_config(os.environ.get("TF_CONFIG") if tf_config is None
-                                  else tf_config)
+        tasks = cluster.parse_tf_config(os.environ.get("TF_CONFIG") if tf_config is None
+                                        else tf_config)
         # Listing logical devices starts TensorFlow's runtime, which must not run before a
         # multi-worker strategy configures its collective ops.
-        mirror = 0 if cluster is not None else len(mirrored_devices() or ())
+        mirror = 0 if tasks is not None else len(mirrored_devices() or ())
         num_gpus = len(tf.config.list_physical_devices("GPU"))  # does not start the runtime
-        kind = resolve_strategy(strategy, cluster, mirror, num_gpus)
-        replicas = count_replicas(kind, cluster, mirror, num_gpus)
-        per_replica, global_batch = split_batch(batch_size, replicas, global_batch_size)
-        scaled = scale_learning_rate(learning_rate, lr_scaling, global_batch, batch_size)
+        kind = cluster.resolve_strategy(strategy, tasks, mirror, num_gpus)
+        replicas = cluster.count_replicas(kind, tasks, mirror, num_gpus)
+        per_replica, global_batch = cluster.split_batch(batch_size, replicas, global_batch_size)
+        scaled = cluster.scale_learning_rate(learning_rate, lr_scaling, global_batch, batch_size)
         set_mixed_precision(mixed_precision)
         made = _make_strategy(kind)
         if made.num_replicas_in_sync != replicas:
-            raise DistributeError(f"{kind} strategy started with {made.num_replicas_in_sync} "
-                                  f"replicas, expected {replicas}")
-        return cls(strategy=made, kind=kind, cluster=cluster if kind == "multi-worker" else None,
+            raise cluster.DistributeError(f"{kind} strategy started with "
+                                          f"{made.num_replicas_in_sync} replicas, expected "
+                                          f"{replicas}")
+        return cls(strategy=made, kind=kind, cluster=tasks if kind == "multi-worker" else None,
                    per_replica_batch=per_replica, global_batch=global_batch,
                    learning_rate=scaled, lr_scaling=lr_scaling,
                    mixed_precision=mixed_precision)
 
     @classmethod
     def from_args(cls, args, *, batch_size, learning_rate):
-        """:meth:`create` from the options of :func:`horq_keras.training.cluster.add_arguments`."""
+        """:meth:`create` from the options of :func:`~horq_keras.training.cluster.add_arguments`."""
         return cls.create(strategy=args.strategy, batch_size=batch_size,
                           learning_rate=learning_rate, global_batch_size=args.global_batch_size,
                           lr_scaling=args.lr_scaling, mixed_precision=args.mixed_precision)
