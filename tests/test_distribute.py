@@ -183,3 +183,43 @@ def test_cli_bad_input_exit_2(tmp_path, monkeypatch, capsys, env, args, message)
     assert err.startswith("horq-keras train: error: ") and message in err
     assert err.count("\n") == 1  # one line
     assert not out.exists()  # nothing written
+
+
+class StopAtStep(tf.keras.callbacks.Callback):
+    """Record every (epoch, batch) begun; raise at ``stop`` (like a kill)."""
+
+    def __init__(self, stop=None):
+        super().__init__()
+        self.stop, self.seen, self.epoch = stop, [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.stop:
+            raise RuntimeError("interrupted")
+        self.seen.append((self.epoch, batch))
+
+
+def test_backup_every_n_steps_resumes_mid_epoch(tmp_path):
+    distribution = distribute.Distribution.create(batch_size=4, learning_rate=1e-2,
+                                                  strategy="one", tf_config="")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 3), dtype=np.float32), rng.random((24, 1), dtype=np.float32)
+
+    def fit(callback):
+        tf.keras.utils.set_random_seed(0)
+        model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
+        model.compile(tf.keras.optimizers.SGD(distribution.learning_rate), "mse")
+        backup = distribution.backup_callback(tmp_path / "backup", every_steps=2)
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[backup, callback])
+        return model
+
+    first = StopAtStep(stop=(1, 3))  # 6 steps per epoch; dies in step 4 of epoch 2
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(first)
+    resumed = StopAtStep()
+    fit(resumed)
+    # Backed up after step 2 of epoch 2 (every 2 steps): the run goes on from step 3.
+    assert resumed.seen == [(1, 2), (1, 3), (1, 4), (1, 5)]
