@@ -3,7 +3,8 @@
 Logical devices can only be configured before TensorFlow starts, so this runs in a fresh
 interpreter: it splits the CPU into two logical devices, creates the ``mirrored``
 :class:`~horq_keras.distribute.Distribution` (which picks them up), trains each family a
-few steps with ``Model.fit`` and prints one JSON line per family.
+few steps with ``Model.fit`` (built through the model registry, as ``horq-keras train``
+builds it) and prints one JSON line per family.
 """
 
 import json
@@ -18,22 +19,28 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
 
+from horq_keras.training import registry  # noqa: E402
 from horq_keras.training.distribute import Distribution  # noqa: E402
-from horq_keras.groupnet import groupnet_alexnet, groupnet_resnet  # noqa: E402
-from horq_keras.models import horq_lenet  # noqa: E402
 
-#: One small member of every model family: (builder, keyword arguments).
+#: One small member of every model family of the registry: name -> (model args, input).
 FAMILIES = {
-    "horq_lenet": (horq_lenet, {"order": 2}),
-    "float_lenet": (horq_lenet, {"variant": "float"}),
-    "groupnet_resnet_basic": (groupnet_resnet, {
-        "stage_blocks": (1, 1), "stage_filters": (8, 16), "num_bases": 2,
-        "input_shape": (16, 16, 1)}),
-    "groupnet_resnet_bottleneck": (groupnet_resnet, {
-        "stage_blocks": (1, 1), "stage_filters": (4, 8), "bottleneck": True, "num_bases": 2,
-        "activation_bits": 2, "input_shape": (16, 16, 1)}),
-    "groupnet_alexnet": (groupnet_alexnet, {
-        "num_bases": 2, "fc_units": 32, "input_shape": (32, 32, 1)}),
+    "horq_lenet": ({"order": 2}, (28, 28, 1)),
+    "horq_resnet18": ({"order": 2, "width": 8}, (16, 16, 1)),
+    "groupnet_resnet18": ({"num_bases": 2, "stage_filters": (8, 8, 8, 8)}, (16, 16, 1)),
+    "groupnet_resnet50": ({"num_bases": 2, "activation_bits": 2,
+                           "stage_filters": (4, 4, 4, 4)}, (16, 16, 1)),
+    "groupnet_alexnet": ({"num_bases": 2, "fc_units": 32}, (32, 32, 1)),
+}
+
+#: Every registered model -> the family member above that runs its code: the other
+#: ResNet/AlexNet builders are partitions (layer-wise, K = 1) of the same blocks.
+FAMILY_OF = {
+    "horq_lenet": "horq_lenet", "horq_resnet18": "horq_resnet18",
+    "groupnet_resnet18": "groupnet_resnet18", "groupnet_resnet34": "groupnet_resnet18",
+    "layerwise_resnet18": "groupnet_resnet18", "binary_resnet18": "groupnet_resnet18",
+    "groupnet_resnet50": "groupnet_resnet50",
+    "groupnet_alexnet": "groupnet_alexnet", "layerwise_alexnet": "groupnet_alexnet",
+    "binary_alexnet": "groupnet_alexnet",
 }
 
 STEPS = 3
@@ -45,15 +52,14 @@ def replica_values(model):
             for v in model.trainable_variables]
 
 
-def train_family(distribution, builder, kwargs):
+def train_family(distribution, name, model_args, input_shape):
     with distribution.strategy.scope():
-        model = builder(num_classes=10, **kwargs)
+        model = registry.build(name, model_args, input_shape=input_shape, num_classes=10)
         model.compile(tf.keras.optimizers.legacy.Adam(distribution.learning_rate),
                       "sparse_categorical_crossentropy")
     before = [v.numpy() for v in model.trainable_variables]
     rng = np.random.default_rng(0)
-    shape = model.input_shape[1:]
-    images = rng.random((distribution.global_batch * STEPS, *shape), dtype=np.float32)
+    images = rng.random((distribution.global_batch * STEPS, *input_shape), dtype=np.float32)
     labels = rng.integers(0, 10, len(images))
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
         distribution.global_batch)
@@ -74,8 +80,7 @@ def main():
                                        tf_config="")
     print(json.dumps({"describe": distribution.describe()}), flush=True)
     for name in sys.argv[1:] or FAMILIES:
-        builder, kwargs = FAMILIES[name]
-        print(json.dumps({"family": name, **train_family(distribution, builder, kwargs)}),
+        print(json.dumps({"family": name, **train_family(distribution, name, *FAMILIES[name])}),
               flush=True)
 
 

@@ -20,9 +20,13 @@ CHILD = pathlib.Path(__file__).with_name("mirrored_families.py")
 def test_every_family_trains_under_mirrored_strategy():
     sys.path.insert(0, str(CHILD.parent))
     try:
-        from mirrored_families import FAMILIES
+        from mirrored_families import FAMILIES, FAMILY_OF
     finally:
         sys.path.remove(str(CHILD.parent))
+    from horq_keras.training.registry import MODELS
+
+    assert sorted(FAMILY_OF) == sorted(MODELS)  # a new model must name the family it is in
+    assert set(FAMILY_OF.values()) == set(FAMILIES)
     result = subprocess.run([sys.executable, str(CHILD)], capture_output=True, text=True,
                             timeout=1400, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -48,6 +48,8 @@ def test_policy_honoured_and_float32_copy_converts(mixed_policy):
 
     copy = float32_copy(model)
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert copy.dtype_policy.name == "float32"  # what LCE checks
+    assert tf.keras.mixed_precision.global_policy().name == MIXED_POLICY  # restored
     assert copy.get_layer("conv2").kernel_quantizer.dtype_policy.name == "float32"
     for ours, theirs in zip(model.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(ours, theirs)

@@ -50,8 +50,15 @@ def float32_copy(model):
     """A float32 copy of ``model`` (same architecture, weights copied by value).
 
     Call it outside any ``strategy.scope()``: the copy is then a plain model with
-    ordinary variables, which predicts and converts on one process.
+    ordinary variables, which predicts and converts on one process. The model object
+    itself takes the global policy when created (LCE checks it), so the copy is made
+    under float32 and the caller's policy restored.
     """
-    copy = tf.keras.models.clone_model(model, clone_function=_float32_layer)
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = tf.keras.models.clone_model(model, clone_function=_float32_layer)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(model.get_weights())
     return copy
