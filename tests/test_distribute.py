@@ -1,5 +1,6 @@
 """``horq_keras.distribute``: TF_CONFIG, strategy choice, batch and LR scaling, bad input."""
 
+import dataclasses
 import json
 import math
 
@@ -159,8 +160,13 @@ def test_non_chief_writes_to_a_temporary_directory(tmp_path):
                                     32, 64, 1e-3, "linear", False)
     with chief.write_dir(tmp_path) as directory:
         assert directory == tmp_path
+        assert chief.backup_callback(tmp_path / ".partial").backup_dir == str(
+            tmp_path / ".partial" / "backup")
     with pytest.raises(RuntimeError), other.write_dir(tmp_path) as directory:
         assert directory != tmp_path and directory.is_dir()
+        # Every worker restores from the chief's backup, in the shared output folder.
+        assert other.backup_callback(directory / ".partial").backup_dir == str(
+            tmp_path / ".partial" / "backup")
         (directory / "model.h5").write_bytes(b"x")
         raise RuntimeError("worker failed")
     assert not directory.exists()  # removed even on error
@@ -204,6 +210,7 @@ class StopAtStep(tf.keras.callbacks.Callback):
 def test_backup_every_n_steps_resumes_mid_epoch(tmp_path):
     distribution = distribute.Distribution.create(batch_size=4, learning_rate=1e-2,
                                                   strategy="one", tf_config="")
+    distribution.backup_every = 2  # --backup-every 2
     rng = np.random.default_rng(0)
     x, y = rng.random((24, 3), dtype=np.float32), rng.random((24, 1), dtype=np.float32)
 
@@ -211,7 +218,7 @@ def test_backup_every_n_steps_resumes_mid_epoch(tmp_path):
         tf.keras.utils.set_random_seed(0)
         model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
         model.compile(tf.keras.optimizers.SGD(distribution.learning_rate), "mse")
-        backup = distribution.backup_callback(tmp_path / "backup", every_steps=2)
+        backup = distribution.backup_callback(tmp_path)  # into tmp_path / "backup"
         model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
                   callbacks=[backup, callback])
         return model
@@ -223,3 +230,17 @@ def test_backup_every_n_steps_resumes_mid_epoch(tmp_path):
     fit(resumed)
     # Backed up after step 2 of epoch 2 (every 2 steps): the run goes on from step 3.
     assert resumed.seen == [(1, 2), (1, 3), (1, 4), (1, 5)]
+
+
+def test_scaled_recipe():
+    from horq_keras.training.recipes import RECIPES
+
+    recipe = dataclasses.replace(RECIPES["groupnet-imagenet"], float_learning_rate=0.05)
+    distribution = distribute.Distribution(None, "multi-worker", None, recipe.batch_size,
+                                           4 * recipe.batch_size, 4 * recipe.learning_rate,
+                                           "linear", False)
+    scaled = distribution.scale(recipe)
+    assert scaled.batch_size == 4 * recipe.batch_size  # the pipeline batches globally
+    assert scaled.learning_rate == pytest.approx(4 * recipe.learning_rate)
+    assert scaled.float_learning_rate == pytest.approx(4 * 0.05)  # same rule, both stages
+    assert scaled.momentum == recipe.momentum

@@ -207,9 +207,6 @@ def add_arguments(parser):
     group.add_argument("--global-batch-size", type=int_at_least(1), default=None, metavar="N",
                        help="fix the global batch (divisible by the replicas) instead of "
                             "--batch-size per replica x replicas")
-    group.add_argument("--lr-scaling", choices=tuple(LR_SCALING), default="linear",
-                       help="learning rate x (global batch / --batch-size), its square root, "
-                            "or unchanged (default: %(default)s)")
     group.add_argument("--backup-every", type=int_at_least(1), default=None, metavar="STEPS",
                        help="back up the training state every STEPS batches, so that a "
                             "restarted run resumes mid-epoch (default: at the end of every "

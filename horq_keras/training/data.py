@@ -32,7 +32,6 @@ augmentation are deterministic under the seed (stateless random ops fed by
 ``Dataset.random(seed)``); ``prefetch(AUTOTUNE)`` at the end.
 """
 
-import argparse
 import dataclasses
 import os
 import pathlib
@@ -42,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from horq_keras import datasets
+from horq_keras.training.sources import DataSource, parse_source
 
 __all__ = ["CACHE_BYTES", "DataError", "DataInfo", "DataSource", "inspect_data",
            "make_datasets", "parse_source"]
@@ -54,33 +54,10 @@ CROP_FRACTION = 0.875
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
-_KINDS = ("mnist", "idx", "folder", "tfds")
 
 
 class DataError(ValueError):
     """Unusable training data; the message is one line naming the option to fix."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """A parsed ``--data`` value."""
-
-    kind: str
-    location: str = None
-
-    def __str__(self):
-        return self.kind if self.location is None else f"{self.kind}:{self.location}"
-
-
-def parse_source(text):
-    """argparse ``type=`` of ``--data``."""
-    kind, sep, location = text.partition(":")
-    if kind == "mnist" and not sep:
-        return DataSource("mnist")
-    if kind in _KINDS[1:] and location:
-        return DataSource(kind, location)
-    raise argparse.ArgumentTypeError(
-        f"must be mnist, idx:DIR, folder:DIR or tfds:NAME; got {text!r}")
 
 
 @dataclasses.dataclass
@@ -98,6 +75,11 @@ class DataInfo:
     tfds_builder: object = None
     tfds_splits: tuple = None
     skipped: list = dataclasses.field(default_factory=list)
+
+    def steps_per_epoch(self, batch_size):
+        """Training batches per epoch (a damaged file dropped by the pipeline makes one
+        fewer image, which ``tf.data`` cannot know in advance)."""
+        return -(-self.train_count // batch_size)
 
     def describe(self):
         return (f"data {self.source}: {self.train_count} training and {self.val_count} "

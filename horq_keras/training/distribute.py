@@ -99,6 +99,9 @@ class Distribution:
     learning_rate: float  # after scaling
     lr_scaling: str
     mixed_precision: bool
+    backup_every: int = None  # BackupAndRestore every N steps (None: every epoch)
+    output_dir: pathlib.Path = None  # the shared output folder and this worker's (see
+    local_dir: pathlib.Path = None  # write_dir)
 
     @classmethod
     def create(cls, *, strategy="auto", batch_size, learning_rate, global_batch_size=None,
@@ -137,11 +140,26 @@ class Distribution:
                    mixed_precision=mixed_precision)
 
     @classmethod
-    def from_args(cls, args, *, batch_size, learning_rate):
-        """:meth:`create` from the options of :func:`~horq_keras.training.cluster.add_arguments`."""
-        return cls.create(strategy=args.strategy, batch_size=batch_size,
-                          learning_rate=learning_rate, global_batch_size=args.global_batch_size,
-                          lr_scaling=args.lr_scaling, mixed_precision=args.mixed_precision)
+    def from_args(cls, args, recipe):
+        """:meth:`create` from the options of :func:`~horq_keras.training.cluster.add_arguments`
+        and the recipe's batch (per replica), learning rate and scaling rule."""
+        distribution = cls.create(
+            strategy=args.strategy, batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate, global_batch_size=args.global_batch_size,
+            lr_scaling=recipe.lr_scaling, mixed_precision=args.mixed_precision)
+        distribution.backup_every = args.backup_every
+        return distribution
+
+    def scale(self, recipe):
+        """``recipe`` with the global batch and its learning rates scaled by the same rule."""
+        factor = self.learning_rate / recipe.learning_rate
+        return dataclasses.replace(recipe, batch_size=self.global_batch,
+                                   learning_rate=self.learning_rate,
+                                   float_learning_rate=recipe.float_learning_rate * factor)
+
+    def scope(self):
+        """The strategy's scope: variables created in it are mirrored on every replica."""
+        return self.strategy.scope()
 
     @property
     def replicas(self):
@@ -176,6 +194,12 @@ class Distribution:
         options.experimental_distribute.auto_shard_policy = policy
         return dataset.with_options(options), policy.name
 
+    def shard_datasets(self, datasets, source):
+        """Every dataset of ``datasets`` with ``source``'s auto-shard policy (logged)."""
+        sharded = [self.shard(dataset, source)[0] for dataset in datasets]
+        print(f"auto-shard policy: {shard_policy(source).name} ({source})")
+        return tuple(sharded)
+
     @contextlib.contextmanager
     def write_dir(self, output_dir):
         """Where this worker writes: ``output_dir`` on the chief, else a temporary directory.
@@ -183,24 +207,31 @@ class Distribution:
         The temporary directory (a sibling of ``output_dir``'s files on a shared file
         system would clash between workers) is removed when the block ends, even on error.
         """
+        self.output_dir = self.local_dir = pathlib.Path(output_dir)
         if self.is_chief:
-            yield pathlib.Path(output_dir)
+            yield self.local_dir
             return
-        temporary = pathlib.Path(tempfile.mkdtemp(prefix=f"horq-keras-worker{self.cluster.rank}-"))
+        self.local_dir = pathlib.Path(
+            tempfile.mkdtemp(prefix=f"horq-keras-worker{self.cluster.rank}-"))
         try:
-            yield temporary
+            yield self.local_dir
         finally:
-            shutil.rmtree(temporary, ignore_errors=True)
+            shutil.rmtree(self.local_dir, ignore_errors=True)
 
-    def backup_callback(self, backup_dir, every_steps=None):
-        """``BackupAndRestore`` at the end of every epoch, or every ``every_steps`` batches.
+    def backup_callback(self, stage_dir):
+        """``BackupAndRestore`` of a training stage: every epoch, or every
+        :attr:`backup_every` batches.
 
-        In multi-worker runs the chief writes the backup and every worker restores from it,
-        so ``backup_dir`` must be on storage all workers read (the same path on every
-        machine: a shared file system or a bucket).
+        The chief writes the backup into ``stage_dir/backup`` and every worker restores from
+        the chief's (TensorFlow has the others write theirs aside and delete it), so the
+        other workers point at the same folder of the shared output folder, which must be
+        on storage every worker reads (an NFS path, a bucket).
         """
-        return tf.keras.callbacks.BackupAndRestore(str(backup_dir),
-                                                   save_freq=every_steps or "epoch")
+        stage_dir = pathlib.Path(stage_dir)
+        if self.local_dir is not None and self.local_dir != self.output_dir:
+            stage_dir = self.output_dir / stage_dir.relative_to(self.local_dir)
+        return tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup"),
+                                                   save_freq=self.backup_every or "epoch")
 
 
 
