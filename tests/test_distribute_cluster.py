@@ -25,11 +25,11 @@ REAL_MNIST = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(1800),
+    pytest.mark.timeout(3600),
     pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not installed at {REAL_MNIST}"),
 ]
 
-RUN_TIMEOUT = 900  # seconds for one cluster run on a busy 2-core machine
+RUN_TIMEOUT = 1500  # seconds for one cluster run on a (very) busy 2-core machine
 FINGERPRINT = re.compile(r"final weights sha256: ([0-9a-f]{64})")
 
 
@@ -165,10 +165,10 @@ def in_second_epoch(cluster, steps):
 
 def test_sigkill_a_worker_in_epoch_two_then_resume(tmp_path, cluster_factory):
     output_dir = tmp_path / "run"
-    # 2048 images / global batch 64 = 32 steps per epoch.
-    cluster = cluster_factory(train_argv(output_dir, epochs=3, limit_train=2048))
+    # 1024 images / global batch 64 = 16 steps per epoch.
+    cluster = cluster_factory(train_argv(output_dir, epochs=3, limit_train=1024))
     cluster.start()
-    wait_for(lambda: in_second_epoch(cluster, steps=8), RUN_TIMEOUT, cluster,
+    wait_for(lambda: in_second_epoch(cluster, steps=4), RUN_TIMEOUT, cluster,
              "the middle of epoch 2")
     cluster.processes[1].send_signal(signal.SIGKILL)
     # The survivor cannot finish the epoch without its peer: it fails or hangs in the
