@@ -29,7 +29,7 @@ def mnist_slice(count):
 
 
 def test_policy_honoured_and_float32_copy_converts(mixed_policy):
-    images, labels = mnist_slice(256)
+    images, labels = mnist_slice(128)
     model = horq_lenet(order=2)
     model.compile(tf.keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     model.fit(images, labels, batch_size=64, epochs=1, verbose=0)
