@@ -15,7 +15,7 @@ Command and budget: ``nice -n 10 python benchmarks/groupnet_mnist_trainer.py`` t
 8-16-32-64, 28x28): several hours on this 2-core x86 machine — a run for a quiet
 machine or CI, not for a test. ``--smoke`` (W1A1, bases 1-2, one seed, 64 images)
 checks the script in a few minutes. Results:
-``benchmarks/results/groupnet_mnist_trainer.{md,json}``.
+``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``.
 """
 
 import json
@@ -66,6 +66,34 @@ def train_run(partition, bases, bits, seed, args, workdir):
         return json.load(handle)
 
 
+def plot(runs, args):
+    """Mean test accuracy ± std against K, one panel per activation width."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bits_list = list(args.activation_bits)
+    figure, axes = plt.subplots(1, len(bits_list), figsize=(5 * len(bits_list), 4),
+                                squeeze=False)
+    for axis, bits in zip(axes[0], bits_list):
+        for label in ("direct", *DECOMPOSITIONS):
+            points = [run for run in runs if run["activation_bits"] == bits
+                      and (run["decomposition"] == label
+                           or (run["bases"] == 1 and label != "direct"))]
+            points.sort(key=lambda run: run["bases"])
+            if label == "direct" or not points:
+                continue
+            axis.errorbar([r["bases"] for r in points],
+                          [100 * r["test_accuracy"] for r in points],
+                          yerr=[100 * r["std"] for r in points], marker="o", capsize=3,
+                          label=label)
+        axis.set(title=f"W1A{bits}", xlabel="bases K", ylabel="test accuracy % (mean ± std)")
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
 def main(argv=None):
     args = parse_args(argv)
     command = command_line("groupnet_mnist_trainer.py", argv)
@@ -98,7 +126,8 @@ def main(argv=None):
         f"decompositions {', '.join(DECOMPOSITIONS)}; K = 1 is direct binarization.\n\n"
         f"{table}\n## Trends on the seed means ({held} of {len(checks)} hold)\n\n{verdicts}\n")
     for path in write_results(args.output_dir, NAME, command=command, markdown=markdown,
-                              data={"runs": runs, "checks": checks}):
+                              data={"runs": runs, "checks": checks},
+                              figure=plot(runs, args)):
         print(path)
     print(markdown)
     return 0

@@ -16,7 +16,7 @@ the same cores here: on this 2-core x86 machine the ratio is what counts).
 
 Command and budget: ``python benchmarks/input_pipeline.py`` (an image folder of 2,000
 MNIST digits written as PNG in a temporary folder, 64x64, batch 128, groupnet_resnet18
-with num_bases=2): a few minutes. Results: ``benchmarks/results/input_pipeline.{md,json}``.
+with num_bases=2): a few minutes. Results: ``benchmarks/results/input_pipeline.{md,json,png}``.
 """
 
 import os
@@ -97,6 +97,21 @@ def _timed(function, *args):
     return time.perf_counter() - start
 
 
+def plot(labels, rates):
+    """Horizontal bars of images/s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 2.5))
+    axes.barh(labels, rates, color=["tab:blue", "tab:blue", "tab:orange"])
+    axes.set_xlabel("images / s (x86, shared cores)")
+    axes.invert_yaxis()
+    figure.tight_layout()
+    return figure
+
+
 def main(argv=None):
     args = parse_args(argv)
     command = command_line("input_pipeline.py", argv)
@@ -139,8 +154,10 @@ def main(argv=None):
         f"cores shared by pipeline and model.\n\n{table}\n"
         f"Verdict: {verdict} (warm pipeline {warm / training:.1f}x the step rate). "
         f"{load_note(load)}\n")
+    figure = plot(["pipeline, first epoch", "pipeline, cached", "groupnet_resnet18 step"],
+                  [cold, warm, training])
     for path in write_results(args.output_dir, NAME, command=command, markdown=markdown,
-                              data=figures):
+                              data=figures, figure=figure):
         print(path)
     print(markdown)
     return 0

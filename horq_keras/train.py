@@ -227,11 +227,30 @@ class HistoryCSV(tf.keras.callbacks.Callback):
         atomic_write_text(self.path, text.getvalue())
 
 
-def make_callbacks(stage_dir, model, tensorboard=None, backup=None):
-    """History (atomic), backup state (``backup``, default ``BackupAndRestore`` in
-    ``stage_dir/backup``), per-epoch checkpoint, optional TensorBoard."""
-    callbacks = [
-        HistoryCSV(stage_dir / "history.csv"),
+class FinishStage(tf.keras.callbacks.Callback):
+    """Call ``finish(history, seconds)`` when ``fit`` ends, before ``BackupAndRestore``
+    deletes its backup: the stage's result is saved before its backup is gone, so an
+    interrupt at any point leaves one or the other."""
+
+    def __init__(self, finish):
+        super().__init__()
+        self.finish, self.start = finish, time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.finish(self.model.history, time.perf_counter() - self.start)
+
+
+def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
+    """History (atomic), the stage's end, backup state (``backup``, default
+    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
+
+    The order matters: Keras calls callbacks in list order, so the history row and the
+    stage's result are written before the backup of the same epoch (or its removal).
+    """
+    callbacks = [HistoryCSV(stage_dir / "history.csv")]
+    if finish is not None:
+        callbacks.append(FinishStage(finish))
+    callbacks += [
         backup or tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         EpochCheckpoint(stage_dir / "checkpoint.h5", model),
     ]
@@ -240,19 +259,16 @@ def make_callbacks(stage_dir, model, tensorboard=None, backup=None):
     return callbacks
 
 
-def fit_stage(plan, trained, model, datasets, stage_dir, epochs, tensorboard=None):
-    """``fit`` with validation every epoch; returns the history and the wall time (s)."""
+def fit_stage(plan, trained, model, datasets, stage_dir, epochs, finish, tensorboard=None):
+    """``fit`` with validation every epoch; ``finish(history, seconds)`` saves the result."""
     train_set, val_set = datasets
-    start = time.perf_counter()
     backup = (None if plan.distribution is None
               else plan.distribution.backup_callback(stage_dir))
-    history = trained.fit(train_set, validation_data=val_set, epochs=epochs, verbose=1,
-                          callbacks=make_callbacks(stage_dir, model, tensorboard, backup))
-    seconds = time.perf_counter() - start
+    trained.fit(train_set, validation_data=val_set, epochs=epochs, verbose=1,
+                callbacks=make_callbacks(stage_dir, model, tensorboard, finish, backup))
     with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
         os.rmdir(backup.backup_dir if backup else stage_dir / "backup")
     (stage_dir / "checkpoint.h5").unlink(missing_ok=True)
-    return history, seconds
 
 
 def transfer_weights(source, target):
@@ -299,13 +315,14 @@ def _float_stage(plan, datasets, strategy):
     print(f"stage 1: float counterpart {model.name}, {recipe.stage1_epochs} epochs, "
           f"learning rate {recipe.stage1_learning_rate}")
     fit_stage(plan, trained, model, datasets, stage_dir, recipe.stage1_epochs,
+              lambda history, seconds: save_model_atomic(model, path),
               _stage_tensorboard(plan, "float"))
-    save_model_atomic(model, path)
     return model
 
 
 def _main_stage(plan, datasets, strategy):
-    """Train the model itself; returns ``(model, training facts for the report)``."""
+    """Train the model itself; ``fit`` ends by saving ``model.h5`` and the training facts
+    for the report, and marking the run "trained"."""
     recipe, staging = plan.recipe, plan.rundir.staging
     float_model = _float_stage(plan, datasets, strategy) if plan.needs_float_stage else None
     teacher = None
@@ -324,14 +341,19 @@ def _main_stage(plan, datasets, strategy):
                                 teacher=teacher)
     if teacher is not None:
         facts["teacher"] = plan.teacher_path or "float counterpart (stage 1)"
-    history, seconds = fit_stage(plan, trained, model, datasets, staging, recipe.epochs,
-                                 _stage_tensorboard(plan, "model"))
-    facts.update({
-        "epochs_run": history.epoch,  # 0-based; a resumed run starts after its backup
-        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
-        "train_seconds": seconds,
-    })
-    return model, facts
+
+    def finish(history, seconds):
+        save_model_atomic(model, staging / "model.h5")
+        write_json(staging / "facts.json", {
+            **facts,
+            "epochs_run": history.epoch,  # 0-based; a resumed run starts after its backup
+            "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+            "train_seconds": seconds,
+        })
+        plan.rundir.set_stage("trained")
+
+    fit_stage(plan, trained, model, datasets, staging, recipe.epochs, finish,
+              _stage_tensorboard(plan, "model"))
 
 
 def _verify_batches(plan, val_set):
@@ -398,17 +420,15 @@ def _execute(plan, strategy):
     if plan.distribution is not None:
         datasets = plan.distribution.shard_datasets(datasets, plan.args.data.kind)
     if not rundir.stage_reached("trained"):
-        model, facts = _main_stage(plan, datasets, strategy)
-        model = float32_copy(model)  # plain float32: saves, converts on one process
+        _main_stage(plan, datasets, strategy)
+    if not rundir.stage_reached("converted"):
+        # A plain float32 model on this process alone: LCE converts float32 models only,
+        # and the other workers take no part in the conversion.
+        set_mixed_precision(False)
+        model = float32_copy(tf.keras.models.load_model(str(rundir.staging / "model.h5")))
         print(f"final weights sha256: {weights_fingerprint(model)}")
-        save_model_atomic(model, rundir.staging / "model.h5")
-        write_json(rundir.staging / "facts.json", facts)
-        rundir.set_stage("trained")
         if plan.distribution is not None and not plan.distribution.is_chief:
             return 0  # the chief converts and reports; this worker's folder is temporary
-    if not rundir.stage_reached("converted"):
-        set_mixed_precision(False)  # LCE converts float32 models only
-        model = tf.keras.models.load_model(str(rundir.staging / "model.h5"))
         facts = json.loads((rundir.staging / "facts.json").read_text())
         status = _results(plan, model, facts, datasets[1])
         if status == EXIT_CONVERSION:

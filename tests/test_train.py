@@ -9,7 +9,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-
+from train_data import REAL_MNIST, needs_mnist
 
 from horq_keras import train
 from horq_keras.cli import main
@@ -40,9 +40,11 @@ def history_epochs(path):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+MAKE_CALLBACKS = train.make_callbacks
+
+
 def interrupt_at(monkeypatch, stop, begun):
-    make_callbacks = train.make_callbacks
-    monkeypatch.setattr(train, "make_callbacks", lambda *a: [*make_callbacks(*a),
+    monkeypatch.setattr(train, "make_callbacks", lambda *a: [*MAKE_CALLBACKS(*a),
                                                              InterruptAtEpoch(stop, begun)])
 
 
