@@ -11,7 +11,9 @@ The run, in the order of the functions below:
    strategy-independent pieces: ``tf.data`` pipelines from the data, the model from
    the registry, the optimizer/loss/metrics from the recipe. A ``tf.distribute``
    strategy only has to wrap :func:`build_model` and :func:`compile_model` in its
-   ``scope()`` (``run(args, strategy=...)``).
+   ``scope()``: :func:`run` starts the one ``--strategy`` asks for
+   (:mod:`horq_keras.training.distribute`), with the global batch, scaled learning
+   rates and each source's auto-shard policy.
 3. :func:`fit_stage` — ``Model.fit`` with a progress bar, ``BackupAndRestore``, an
    atomic per-epoch ``checkpoint.h5``, ``history.csv`` rewritten atomically, optional
    TensorBoard logs. Recipes with ``init=float`` or ``teacher=float`` first train the
@@ -29,11 +31,13 @@ Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results
 3 LCE could not convert the model.
 """
 
+import argparse
 import contextlib
 import csv
 import dataclasses
 import io
 import json
+import os
 import sys
 import time
 
@@ -49,6 +53,8 @@ from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
 from horq_keras.training import registry
 from horq_keras.training.data import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
+from horq_keras.training.distribute import Distribution, weights_fingerprint
+from horq_keras.training.mixed_precision import float32_copy, set_mixed_precision
 from horq_keras.training.optimizers import make_optimizer
 from horq_keras.training.recipes import resolve
 from horq_keras.training.rundir import RunDir, RunDirError, write_json
@@ -71,6 +77,7 @@ class RunPlan:
     config: dict
     resuming: bool
     teacher_path: str = None
+    distribution: object = None  # training.distribute.Distribution
 
     @property
     def needs_float_stage(self):
@@ -101,12 +108,16 @@ def _check_builds(plan):
         tf.keras.backend.clear_session()
 
 
-def plan_run(args):
+def plan_run(args, distribution=None):
     """Check the whole run (see the module docstring); nothing is written.
 
+    With a ``distribution``, the recipe's batch becomes the global batch and its learning
+    rates are scaled (:meth:`~horq_keras.training.distribute.Distribution.scale`).
     Raises ``ValueError`` subclasses whose message is the one line to print.
     """
     recipe = resolve(args.recipe, args)
+    if distribution is not None:
+        recipe = distribution.scale(recipe)
     model_args = _model_args(args)
     data = inspect_data(args.data, data_dir=args.data_dir, image_size=args.image_size,
                         limit_train=args.limit_train, limit_val=args.limit_test,
@@ -126,9 +137,11 @@ def plan_run(args):
         "recipe_values": recipe.to_dict(), "seed": args.seed,
         "limit_train": args.limit_train, "limit_test": args.limit_test,
     }
+    if distribution is not None:
+        config["distribution"] = distribution.to_config()
     config = json.loads(json.dumps(config))  # tuples as lists, as saved
     plan = RunPlan(args, recipe, model_args, data, RunDir(args.output_dir), config, False,
-                   teacher_path)
+                   teacher_path, distribution)
     plan.resuming = plan.rundir.check(config, args.overwrite)
     _check_builds(plan)
     return plan
@@ -227,8 +240,9 @@ class FinishStage(tf.keras.callbacks.Callback):
         self.finish(self.model.history, time.perf_counter() - self.start)
 
 
-def make_callbacks(stage_dir, model, tensorboard=None, finish=None):
-    """History (atomic), the stage's end, backup state, per-epoch checkpoint, TensorBoard.
+def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
+    """History (atomic), the stage's end, backup state (``backup``, default
+    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
 
     The order matters: Keras calls callbacks in list order, so the history row and the
     stage's result are written before the backup of the same epoch (or its removal).
@@ -237,7 +251,7 @@ def make_callbacks(stage_dir, model, tensorboard=None, finish=None):
     if finish is not None:
         callbacks.append(FinishStage(finish))
     callbacks += [
-        tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+        backup or tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         EpochCheckpoint(stage_dir / "checkpoint.h5", model),
     ]
     if tensorboard is not None:
@@ -248,10 +262,12 @@ def make_callbacks(stage_dir, model, tensorboard=None, finish=None):
 def fit_stage(plan, trained, model, datasets, stage_dir, epochs, finish, tensorboard=None):
     """``fit`` with validation every epoch; ``finish(history, seconds)`` saves the result."""
     train_set, val_set = datasets
+    backup = (None if plan.distribution is None
+              else plan.distribution.backup_callback(stage_dir))
     trained.fit(train_set, validation_data=val_set, epochs=epochs, verbose=1,
-                callbacks=make_callbacks(stage_dir, model, tensorboard, finish))
+                callbacks=make_callbacks(stage_dir, model, tensorboard, finish, backup))
     with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
-        (stage_dir / "backup").rmdir()
+        os.rmdir(backup.backup_dir if backup else stage_dir / "backup")
     (stage_dir / "checkpoint.h5").unlink(missing_ok=True)
 
 
@@ -401,11 +417,18 @@ def _execute(plan, strategy):
     print(plan.recipe.describe(plan.args.recipe))
     tf.keras.utils.set_random_seed(plan.args.seed)
     datasets = build_datasets(plan)
+    if plan.distribution is not None:
+        datasets = plan.distribution.shard_datasets(datasets, plan.args.data.kind)
     if not rundir.stage_reached("trained"):
         _main_stage(plan, datasets, strategy)
     if not rundir.stage_reached("converted"):
-        with _scope(strategy):
-            model = tf.keras.models.load_model(str(rundir.staging / "model.h5"))
+        # A plain float32 model on this process alone: LCE converts float32 models only,
+        # and the other workers take no part in the conversion.
+        set_mixed_precision(False)
+        model = float32_copy(tf.keras.models.load_model(str(rundir.staging / "model.h5")))
+        print(f"final weights sha256: {weights_fingerprint(model)}")
+        if plan.distribution is not None and not plan.distribution.is_chief:
+            return 0  # the chief converts and reports; this worker's folder is temporary
         facts = json.loads((rundir.staging / "facts.json").read_text())
         status = _results(plan, model, facts, datasets[1])
         if status == EXIT_CONVERSION:
@@ -417,17 +440,31 @@ def _execute(plan, strategy):
     return 0 if report.get("parity_ok", True) else EXIT_PARITY
 
 
-def run(args, strategy=None):
-    """The ``train`` job; returns the process exit code (see the module docstring)."""
+def run(args):
+    """The ``train`` job; returns the process exit code (see the module docstring).
+
+    The distribution (strategy, replicas, global batch, learning-rate scaling) comes
+    first: collective ops must be configured before TensorFlow does any other work. In a
+    multi-worker run every worker trains; only the chief writes ``--output-dir``, the
+    others work in a temporary folder of their own, removed at the end.
+    """
     if args.list_models:
         print(registry.describe())
         return 0
     try:
-        plan = plan_run(args)
-    except (ValueError, RunDirError, DataError, OSError) as error:
+        distribution = Distribution.from_args(args, resolve(args.recipe, args))
+    except ValueError as error:
         print(f"horq-keras train: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return _execute(plan, strategy)
+    print(distribution.describe())
+    with distribution.write_dir(args.output_dir) as write_dir:
+        try:
+            plan = plan_run(argparse.Namespace(**{**vars(args), "output_dir": write_dir}),
+                            distribution)
+        except (ValueError, RunDirError, DataError, OSError) as error:
+            print(f"horq-keras train: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _execute(plan, distribution)
 
 
 def _print_results(report):

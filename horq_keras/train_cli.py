@@ -8,6 +8,7 @@ import pathlib
 
 from horq_keras._checks import BETA_FORMS
 from horq_keras.argtypes import int_at_least
+from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
 from horq_keras.training.sources import parse_source
 
@@ -78,4 +79,5 @@ def register(subparsers):
                         help="replace a finished run in --output-dir (the old files stay until "
                              "the new run is complete)")
     add_override_options(parser)
+    add_scale_out_arguments(parser)
     parser.set_defaults(func=_run)

@@ -33,11 +33,13 @@ import dataclasses
 import json
 
 from horq_keras.argtypes import int_at_least, non_negative_number, positive_number
+from horq_keras.training.cluster import LR_SCALING
 
 __all__ = ["RECIPES", "Recipe", "add_override_options", "resolve"]
 
 _CHOICES = {
     "optimizer": ("adam", "sgd", "bop"),
+    "lr_scaling": tuple(LR_SCALING),
     "schedule": ("cosine", "step", "constant"),
     "init": ("scratch", "float"),
 }
@@ -64,7 +66,10 @@ class Recipe:
     lr_milestones: tuple = _field((), "epochs at which a 'step' schedule divides the "
                                   "learning rate by 10, comma-separated")
     epochs: int = _field(6, "epochs of the (binary) model")
-    batch_size: int = _field(128, "samples per batch")
+    batch_size: int = _field(128, "samples per batch and replica (global batch = this x "
+                             "replicas, see --strategy)")
+    lr_scaling: str = _field("linear", "learning rates x (global batch / --batch-size): "
+                             "linear | sqrt | none (Goyal et al. 2017's linear rule)")
     momentum: float = _field(0.9, "SGD momentum")
     nesterov: bool = _field(False, "SGD with Nesterov momentum (true | false)")
     weight_decay: float = _field(0.0, "decoupled weight decay (adam, sgd)")
