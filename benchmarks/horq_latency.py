@@ -14,7 +14,14 @@ order K, with plain ``Conv2D`` (the float twin) and with a bare binary convoluti
   after the first BN of each block and after each addition. Weights are random: only
   latency matters.
 
-Every model is converted with ``lce.convert_keras_model`` and run by LCE's interpreter
+A third section measures HORQ at the price of its binary convolutions: on the stack,
+``HORQ-K / (K x bconv)`` for orders 1-3 and both deployable beta forms (pixel, sample),
+as LCE alone converts the HORQ layers (*before*) and after ``fold_horq_batch_norms``
+(*after*: what ``horq_keras.converters.convert`` does: the batch norm's scale fused into
+``LceBconv2d``), with op counts and per-operator profiles of both. Goal: <= 1.05.
+
+Every model is converted as ``horq_keras.converters.convert`` converts it (batch norms
+folded into the HORQ layers, then ``lce.convert_keras_model``) and run by LCE's interpreter
 (:class:`horq_keras.tflite.runner.LceInterpreter`, 1 thread, ``use_indirect_bgemm=True``,
 ``use_xnnpack=True``) on this machine (x86). Repeats are interleaved: each repeat times
 every model once, so load changes hit all models alike; min and median are reported.
@@ -32,12 +39,14 @@ runs portable C++ binary kernels against XNNPACK's tuned float kernels, so binar
 convolutions gain far less over float here than on a board.
 
 Command and budget: ``python benchmarks/horq_latency.py --repeats 30 --profile-repeats 7``
-(the committed results) takes 2-3 minutes on a 2-core x86 CPU (11 conversions,
-interleaved repeats, per-operator profiles), about 7 minutes when other jobs load the
-cores; run it at normal priority (``nice -n 0``). ``--smoke`` takes about a minute.
+(the committed results) takes about 5 minutes on an idle 2-core x86 CPU (24 conversions,
+interleaved repeats, per-operator profiles), several times that when other jobs load the
+cores; run it at normal priority (``nice -n 0``). ``--no-networks`` runs only the
+overhead section. ``--smoke`` takes about a minute.
 Results: ``benchmarks/results/horq_latency.{md,json,png}``.
 """
 
+import collections
 import copy
 import dataclasses
 import functools
@@ -55,6 +64,7 @@ from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
 from _timing import load_average, time_interleaved
+from horq_keras.converters.horq_export import fold_horq_batch_norms
 from horq_keras.converters.report import is_box_filter
 from horq_keras.layers import HORQConv2D
 from horq_keras.tflite.graph import read_graph
@@ -64,6 +74,8 @@ NAME = "horq_latency"
 #: LCE's x86 flags: 1 thread, indirect BGEMM, XNNPACK (the runner's defaults).
 INTERPRETER = InterpreterOptions()
 #: Elementwise float operators: HORQ's bases and beta scaling, unfused batch norms, adds.
+#: Goal of the overhead section: HORQ-K latency <= 1.05 x K bare binary convolutions.
+OVERHEAD_GOAL = 1.05
 OVERHEAD_OPS = ("ABS", "MEAN", "MUL", "SUB", "ADD", "ADD_N", "LceQuantize", "LceDequantize",
                 "AVERAGE_POOL_2D", "PAD")
 
@@ -84,12 +96,17 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--profile-repeats", type=int, default=5,
                         help="interleaved repeats of the one-operator models")
+    parser.add_argument("--overhead-orders", type=int, nargs="*", default=[1, 2, 3],
+                        help="orders of the HORQ-K / (K x bconv) section (none: skip it)")
+    parser.add_argument("--no-networks", dest="networks", action="store_false",
+                        help="only the HORQ-K / (K x bconv) section")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     args = parse_smoke_args(parser, argv, {
         "orders": [1, 2], "resnet_orders": [1, 2], "stack_size": 8, "stack_channels": 32,
         "resnet_size": 32, "resnet_width": 32, "repeats": 2, "profile_repeats": 1,
+        "overhead_orders": [1],
     })
-    if min(args.orders + args.resnet_orders) < 1:
+    if min(args.orders + args.resnet_orders + args.overhead_orders) < 1:
         parser.error("orders must be >= 1")
     if 1 not in args.orders or 1 not in args.resnet_orders:
         parser.error("orders must include 1 (the goals are ratios to order 1)")
@@ -99,7 +116,8 @@ def parse_args(argv):
 
 
 def _binary_conv(kind, filters, kernel_size, strides=1, beta_form="pixel"):
-    """The 3x3 conv of ``kind``: "float", "bconv" or "horq<K>" (of ``beta_form``)."""
+    """The 3x3 conv of ``kind``: "float", "bconv", "horq<K>" (of ``beta_form``) or
+    "horq<K>-sample"."""
     if kind == "float":
         return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                                       use_bias=False)
@@ -109,8 +127,16 @@ def _binary_conv(kind, filters, kernel_size, strides=1, beta_form="pixel"):
             use_bias=False, input_quantizer="ste_sign", kernel_quantizer="magnitude_aware_sign",
             kernel_constraint="weight_clip",
         )
-    return HORQConv2D(filters, kernel_size, order=int(kind[4:]), strides=strides,
-                      padding="same", pad_values=1.0, beta_form=beta_form)
+    order, _, form = kind[4:].partition("-")
+    return HORQConv2D(filters, kernel_size, order=int(order), beta_form=form or beta_form,
+                      strides=strides, padding="same", pad_values=1.0)
+
+
+def _order(kind):
+    """Binary convolutions per layer of ``kind``."""
+    if kind in ("float", "bconv"):
+        return int(kind == "bconv")
+    return int(kind[4:].partition("-")[0])
 
 
 def stack_model(kind, size, channels, beta_form="pixel"):
@@ -162,14 +188,18 @@ def _randomize_batch_norms(model, rng):
                                rng.normal(0, 0.3, n), rng.uniform(0.5, 2, n)])
 
 
-def convert(model, kind):
-    """Convert; check the number of binary convolutions against the kind."""
+def convert(model, kind, fold=True):
+    """Convert as ``horq_keras.converters.convert`` does (batch norms folded into the
+    HORQ layers; ``fold=False``: as before that rewrite); check the number of binary
+    convolutions against the kind."""
     _randomize_batch_norms(model, np.random.default_rng(0))
+    if fold:
+        model, _ = fold_horq_batch_norms(model)
     flatbuffer = lce.convert_keras_model(model)
     names = [op.name for op in read_graph(flatbuffer).operators]
     binary_layers = sum(isinstance(layer, (HORQConv2D, lq.layers.QuantConv2D))
                         for layer in model.layers)
-    per_layer = {"float": 0, "bconv": 1}[kind] if kind in ("float", "bconv") else int(kind[4:])
+    per_layer = _order(kind)
     if names.count("LceBconv2d") != per_layer * binary_layers:
         raise RuntimeError(f"{model.name}: {names.count('LceBconv2d')} LceBconv2d ops, "
                            f"expected {per_layer * binary_layers}")
@@ -261,9 +291,15 @@ def profile(flatbuffer, repeats, rng):
 
 
 def goals(latency, orders):
-    """The three goals on min and on median latencies: ``{goal: {stat: (value, met)}}``."""
+    """The goals on min and on median latencies: ``{goal: {stat: (value, met)}}``; with a
+    bare binary model also HORQ-K / (K x bconv) <= 1.05."""
     result = {}
     for stat in ("min", "median"):
+        if "bconv" in latency:
+            for order in orders:
+                ratio = latency[f"horq{order}"][stat] / (order * latency["bconv"][stat])
+                result.setdefault(f"order {order} / ({order} x bconv) <= {OVERHEAD_GOAL}",
+                                  {})[stat] = (ratio, ratio <= OVERHEAD_GOAL)
         one = latency["horq1"][stat]
         for order in orders[1:]:
             ratio = latency[f"horq{order}"][stat] / one
@@ -293,6 +329,84 @@ def run_network(label, build, kinds, args, rng):
             profiles[kind] = profile(flatbuffers[kind], args.profile_repeats, rng)
     return {"latency": latency, "profiles": profiles,
             "size_bytes": {kind: len(fb) for kind, fb in flatbuffers.items()}}
+
+
+def run_overhead(args, rng):
+    """HORQ-K / (K x bconv) on the stack per order and beta form, before and after the
+    batch-norm folding (``fold_horq_batch_norms``), all models timed interleaved."""
+    build = lambda kind: stack_model(kind, args.stack_size, args.stack_channels)  # noqa: E731
+    models = {"bconv": ("bconv", True)}
+    for order in sorted(set(args.overhead_orders)):
+        for form in ("pixel", "sample"):
+            for stage, fold in (("before", False), ("after", True)):
+                models[f"horq{order}-{form} {stage}"] = (f"horq{order}-{form}", fold)
+    print(f"[overhead] converting {len(models)} models", flush=True)
+    flatbuffers = {key: convert(build(kind), kind, fold) for key, (kind, fold) in models.items()}
+    runs = {}
+    for key, flatbuffer in flatbuffers.items():
+        interpreter = LceInterpreter(flatbuffer, INTERPRETER)
+        runs[key] = (interpreter, _random_inputs(interpreter, rng))
+    print(f"[overhead] timing {args.repeats} interleaved repeats", flush=True)
+    with load_average() as load:
+        latency = time_runs(runs, args.repeats)
+    ratios = {key: {stat: latency[key][stat] / (_order(kind) * latency["bconv"][stat])
+                    for stat in ("min", "median")}
+              for key, (kind, _) in models.items()}
+    op_counts = {key: dict(collections.Counter(op.name for op in read_graph(fb).operators))
+                 for key, fb in flatbuffers.items()}
+    profiles = {}
+    if args.profile:
+        for key, flatbuffer in flatbuffers.items():
+            print(f"[overhead] per-operator profile of {key}", flush=True)
+            profiles[key] = profile(flatbuffer, args.profile_repeats, rng)
+    return {"latency": latency, "ratios": ratios, "op_counts": op_counts,
+            "profiles": profiles, "load_average": load}
+
+
+def render_overhead(args, overhead):
+    """Markdown: the ratios, op counts and per-operator profiles of :func:`run_overhead`."""
+    latency, ratios, counts = overhead["latency"], overhead["ratios"], overhead["op_counts"]
+    layers = counts["bconv"]["LceBconv2d"]
+    rows = []
+    for key in [k for k in latency if k.endswith(" before")]:
+        kind = key.split()[0]
+        order, _, form = kind[4:].partition("-")
+        after = f"{kind} after"
+        rows.append([order, form] + [
+            f"{latency[k]['min'] * 1e3:.2f}" for k in (key, after)] + [
+            f"{ratios[k]['min']:.3f} / {ratios[k]['median']:.3f}" for k in (key, after)] + [
+            f"{sum(counts[k].values()) / layers:g}" for k in (key, after)] + [
+            "yes" if ratios[after]["min"] <= OVERHEAD_GOAL else "**no**"])
+    text = (
+        f"\n## HORQ-K / (K x bconv): the float overhead around the binary convolutions\n\n"
+        f"Stack of {layers} x (3x3 conv, {args.stack_channels} channels, "
+        f"{args.stack_size}x{args.stack_size}) -> BN; bconv: larq `QuantConv2D` "
+        f"(`ste_sign` inputs, `magnitude_aware_sign` kernels: one `LceBconv2d`, BN fused: {latency['bconv']['min'] * 1e3:.2f} "
+        f"ms min). *before*: HORQ as converted by `lce.convert_keras_model` alone; *after*: "
+        f"with `fold_horq_batch_norms` (what `convert` does). {args.repeats} repeats "
+        f"interleaved over all {len(latency)} models; ratios of min / of median latencies. "
+        f"{load_note(overhead['load_average'])}\n\n"
+        + markdown_table(["K", "beta form", "before (ms, min)", "after (ms, min)",
+                          "before: HORQ-K / (K x bconv)", "after", "ops/layer before",
+                          "ops/layer after", f"after <= {OVERHEAD_GOAL}"], rows)
+    )
+    if overhead["profiles"]:
+        names = sorted({n for p in overhead["profiles"].values() for n in p["by_op_ms"]},
+                       key=lambda n: (n != "LceBconv2d", n))
+        rows = [[key] + [f"{p['by_op_ms'].get(n, 0.0):.2f}" for n in names]
+                + [f"{p['sum_ms'] - p['by_op_ms'].get('LceBconv2d', 0.0):.2f}",
+                   f"{latency[key]['min'] * 1e3:.2f}"]
+                for key, p in overhead["profiles"].items()]
+        text += (
+            f"\n\nPer-operator profile (ms; each operator timed alone, min of "
+            f"{args.profile_repeats} interleaved repeats, summed by operator over the "
+            f"{layers} layers; a one-operator time includes copying its inputs in and its "
+            f"outputs out, which the whole model does not do, so the non-bconv sum "
+            f"overstates the overhead):\n\n"
+            + markdown_table(["model"] + names + ["sum without LceBconv2d",
+                                                  "whole model (min)"], rows)
+        )
+    return text + "\n"
 
 
 def analysis(result):
@@ -332,7 +446,7 @@ def _verdict(goal):
                       for stat, (value, met) in goal.items())
 
 
-def render_markdown(args, results, wall, load_sentence):
+def render_markdown(args, results, overhead, wall, load_sentence):
     parts = [(
         "# HORQ latency on LCE by order vs float (x86 interpreter)\n\n"
         f"HORQ layers: `beta_form=\"{args.beta_form}\"`. "
@@ -367,17 +481,40 @@ def render_markdown(args, results, wall, load_sentence):
                 "includes every operator's input/output copies):\n\n"
                 + markdown_table(["model"] + kinds + ["sum", "whole model (min)"], rows)
                 + analysis(result))
+    if overhead:
+        parts.append(render_overhead(args, overhead))
     parts.append(f"\nPlot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n")
     return "".join(parts)
 
 
-def plot(results):
+def _plot_overhead(axis, overhead):
+    ratios = overhead["ratios"]
+    kinds = [key.split()[0] for key in ratios if key.endswith(" before")]
+    x = np.arange(len(kinds))
+    for offset, stage in ((-0.2, "before"), (0.2, "after")):
+        axis.bar(x + offset, [ratios[f"{kind} {stage}"]["min"] for kind in kinds], 0.4,
+                 label=f"{stage} batch-norm folding")
+    axis.axhline(1.0, color="gray", linewidth=0.8)
+    axis.axhline(OVERHEAD_GOAL, color="red", linewidth=0.8, linestyle="--",
+                 label=f"goal {OVERHEAD_GOAL}")
+    axis.set_xticks(x, kinds)
+    low = min(v["min"] for v in ratios.values())
+    axis.set(ylabel="HORQ-K / (K x bconv), min latencies", ylim=(min(0.95, low - 0.02), None),
+             title="stack: HORQ-K latency / K bare LceBconv2d")
+    axis.legend(fontsize=8, loc="upper left")
+
+
+def plot(results, overhead=None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(results), 2, figsize=(12, 4 * len(results)), squeeze=False)
+    rows = len(results) + bool(overhead)
+    figure, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
+    if overhead:
+        _plot_overhead(axes[-1][0], overhead)
+        axes[-1][1].set_axis_off()
     for row, (label, result) in enumerate(results.items()):
         latency, profiles = result["latency"], result["profiles"]
         kinds = list(latency)
@@ -420,15 +557,16 @@ def main(argv=None):
                                       beta_form=args.beta_form),
                 args.resnet_orders),
         }
-        for label, (build, orders) in networks.items():
+        for label, (build, orders) in (networks.items() if args.networks else ()):
             orders = sorted(set(orders))
             kinds = ["float", "bconv"] + [f"horq{order}" for order in orders]
             result = run_network(label, build, kinds, args, rng)
             result["orders"] = orders
             result["goals"] = goals(result["latency"], orders)
             results[label] = result
+        overhead = run_overhead(args, rng) if args.overhead_orders else None
     wall = time.perf_counter() - start
-    markdown = render_markdown(args, results, wall, load_note(load))
+    markdown = render_markdown(args, results, overhead, wall, load_note(load))
     print(markdown)
     data = {
         "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
@@ -437,10 +575,10 @@ def main(argv=None):
                                                   for s, (v, m) in stats.items()}
                                               for g, stats in r["goals"].items()}}
                      for label, r in results.items()},
-        "load_average": load, "wall_s": wall,
+        "overhead": overhead, "load_average": load, "wall_s": wall,
     }
     write_results(args.output_dir, NAME, command=command, markdown=markdown, data=data,
-                  figure=plot(results))
+                  figure=plot(results, overhead))
     return 0
 
 

@@ -5,6 +5,8 @@
 - :func:`verify` — parity of an existing (Keras model, .tflite) pair.
 - :func:`rewrite_bit_planes` — k-bit activations as binary bit planes (:mod:`.kbit`).
 - :func:`prepare_int8` — quantization-aware training of the float first/last layers.
+- :func:`fold_horq_batch_norms` — a batch norm after a HORQ conv folded into it
+  (:mod:`.horq_export`; ``convert`` does it).
 
 Reading, checking and running flatbuffers, MAC counts and atomic writes are Keras-free
 and live one layer below, in :mod:`horq_keras.tflite` (``horq_keras.converters.graph``,
@@ -16,9 +18,11 @@ import importlib
 __all__ = [
     "TARGETS",
     "BitPlaneConv2D",
+    "ConversionError",
     "ConversionReport",
     "Parity",
     "convert",
+    "fold_horq_batch_norms",
     "is_int8_prepared",
     "prepare_int8",
     "rewrite_bit_planes",
@@ -32,9 +36,11 @@ TARGETS = ("arm", "xcore")
 #: not when the CLI imports ``horq_keras.converters.cli``).
 _HOMES = {
     "BitPlaneConv2D": "kbit",
+    "ConversionError": "conversion",
     "ConversionReport": "report",
     "Parity": "report",
     "convert": "conversion",
+    "fold_horq_batch_norms": "horq_export",
     "is_int8_prepared": "int8",
     "prepare_int8": "int8",
     "rewrite_bit_planes": "kbit",

@@ -1,19 +1,23 @@
 """``horq-keras convert`` and ``horq-keras verify``.
 
-Exit status: 0 done (and parity within tolerance), 1 parity outside tolerance (the
-.tflite is written all the same, the report says by how much), 2 bad input (missing or
-wrong files, unknown custom objects, unwritable paths, ...), with the reason on stderr.
+Exit status (:mod:`horq_keras.exit_status`): 0 done (and parity within tolerance), 1
+parity outside tolerance (the .tflite is written all the same, the report says by how
+much), 2 bad input or a failure before any result (missing or wrong files, unknown
+custom objects, an output that is an input, unwritable paths, ...), 3 LCE could not
+convert the model; errors are one line on stderr. Every output path is checked
+(:func:`horq_keras.tflite.outputs.check_outputs`) before any work.
 """
 
+import argparse
 import json
-import sys
 
 from horq_keras.argtypes import int_at_least, non_negative_number
 from horq_keras.converters import TARGETS
+from horq_keras.exit_status import CONVERSION_FAILED, EPILOG, OK, PARITY_FAILED, fail
 
 __all__ = ["register"]
 
-_BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+_BAD_INPUT = (ValueError, OSError)  # exit status 2
 
 
 def _add_common(parser):
@@ -23,27 +27,31 @@ def _add_common(parser):
     parser.add_argument("--atol", type=non_negative_number, default=None,
                         help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
     parser.add_argument("--rtol", type=non_negative_number, default=None,
-                        help="parity: tolerance relative to max |Keras output| (float 1e-3, "
-                        "int8 0.1)")
+                        help="parity: tolerance relative to max |Keras logit| (or output "
+                        "without a softmax; float 1e-3, int8 0.1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def register(subparsers):
     """Add the ``convert`` and ``verify`` subcommands."""
+    from horq_keras.converters.data_option import SAMPLES_HELP, add_data_options
+
     convert = subparsers.add_parser(
         "convert", help="convert a Keras model with LCE and report what was done",
         description="Convert a trained horq_keras / larq model to a .tflite with Larq Compute "
                     "Engine: k-bit activations become binary bit planes, HORQ layers K "
                     "LceBconv2d ops. Prints the report (ops, MACs, size, parity, layers that "
                     "stayed float and why).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument("model", metavar="MODEL", help="saved Keras model (.keras, .h5, "
                          "SavedModel directory)")
     convert.add_argument("-o", "--output", required=True, metavar="OUT.tflite",
                          help="the .tflite to write (atomically)")
     convert.add_argument("--report", metavar="REPORT.json", help="also save the report as JSON")
-    convert.add_argument("--verify", type=int_at_least(0), default=8, metavar="N",
-                         help="parity check on N random samples (default 8, 0: none)")
+    convert.add_argument("--verify", type=int_at_least(0), default=None, metavar="N",
+                         help=f"parity check on {SAMPLES_HELP}; 0: no check")
+    add_data_options(convert)
     convert.add_argument("--target", choices=TARGETS, default="arm")
     convert.add_argument("--int8", action="store_true",
                          help="int8 first/last layers (the model must be QAT-prepared)")
@@ -56,59 +64,65 @@ def register(subparsers):
         "verify", help="parity of a .tflite with its Keras model",
         description="Run a Keras model and its converted .tflite (in a separate process) on "
                     "the same inputs and compare the outputs.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("model", metavar="MODEL", help="saved Keras model")
     verify.add_argument("tflite", metavar="MODEL.tflite", help="its converted model")
-    verify.add_argument("--samples", type=int_at_least(1), default=8, metavar="N",
-                        help="random N(0, 1) samples (default 8)")
+    verify.add_argument("--samples", type=int_at_least(1), default=None, metavar="N",
+                        help=SAMPLES_HELP)
+    add_data_options(verify)
     verify.add_argument("--report", metavar="PARITY.json", help="save the result as JSON")
     _add_common(verify)
     verify.set_defaults(func=run_verify)
 
 
-def _fail(command, error):
-    print(f"horq-keras {command}: error: {error}", file=sys.stderr)
-    return 2
-
-
 def run_convert(args):
     """Run ``horq-keras convert``; see the module docstring for the exit status."""
-    from horq_keras.converters.conversion import convert
-    from horq_keras.tflite.files import check_writable
+    from horq_keras.converters.conversion import ConversionError, convert
+    from horq_keras.converters.data_option import data_from_options
     from horq_keras.converters.loading import import_modules
+    from horq_keras.tflite.outputs import check_outputs
 
     try:
-        if args.report:
-            check_writable(args.report, "--report")
+        check_outputs({"--output": args.output, "--report": args.report},
+                      {"MODEL": args.model, "--data": args.data, "--labels": args.labels})
         import_modules(args.imports)
+        data = (False if args.verify == 0 else
+                data_from_options(args.data, args.labels, args.verify))
         report = convert(
             args.model, args.output, target=args.target, int8=args.int8,
-            verify_data=args.verify or False, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
+            verify_data=data, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
             progress=not args.quiet,
         )
     except _BAD_INPUT as error:
-        return _fail("convert", error)
+        return fail("convert", error)
+    except ConversionError as error:
+        return fail("convert", error, CONVERSION_FAILED)
     print(report)
     if args.report:
         report.save_json(args.report)
-    return 0 if report.parity is None or report.parity.ok else 1
+    return OK if report.parity is None or report.parity.ok else PARITY_FAILED
 
 
 def run_verify(args):
     """Run ``horq-keras verify``; see the module docstring for the exit status."""
-    from horq_keras.tflite.files import atomic_write_text, check_writable
+    from horq_keras.converters.data_option import data_from_options
     from horq_keras.converters.loading import import_modules
     from horq_keras.converters.verification import verify
+    from horq_keras.tflite.files import atomic_write_text
+    from horq_keras.tflite.outputs import check_outputs
 
     try:
-        if args.report:
-            check_writable(args.report, "--report")
+        check_outputs({"--report": args.report},
+                      {"MODEL": args.model, "MODEL.tflite": args.tflite, "--data": args.data,
+                       "--labels": args.labels})
         import_modules(args.imports)
-        result = verify(args.model, args.tflite, data=args.samples, atol=args.atol,
+        data = data_from_options(args.data, args.labels, args.samples)
+        result = verify(args.model, args.tflite, data=data, atol=args.atol,
                         rtol=args.rtol, progress=not args.quiet)
     except _BAD_INPUT as error:
-        return _fail("verify", error)
+        return fail("verify", error)
     print(f"parity of {args.tflite} with {args.model}: {result.summary()}")
     if args.report:
         atomic_write_text(args.report, json.dumps(result.to_dict(), indent=2) + "\n")
-    return 0 if result.ok else 1
+    return OK if result.ok else PARITY_FAILED

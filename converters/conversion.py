@@ -2,27 +2,39 @@
 
 Steps: check the arguments and the output path (before any work), load the model,
 refuse what LCE cannot run (HORQ's exact per-column beta form; int8 without QAT),
-rewrite k-bit activations into binary bit planes (:mod:`.kbit`), convert with LCE,
+rewrite k-bit activations into binary bit planes (:mod:`.kbit`), fold the batch norm
+after each HORQ convolution into it (:mod:`.horq_export`), convert with LCE,
 attribute every ``LceBconv2d`` to its layer (:mod:`.lowering`), check parity with
 Keras (:mod:`.verification`), write the .tflite atomically, and return the report
 (:mod:`.report`). An error at any step leaves no file behind.
 """
 
+import os
+import warnings
+
 import larq_compute_engine as lce
 from tqdm.auto import tqdm
 
 from horq_keras.converters import TARGETS
+from horq_keras.converters.horq_export import fold_horq_batch_norms
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
 from horq_keras.converters.kbit import rewrite_bit_planes
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.lowering import iter_layers, layer_lowering
+from horq_keras.converters.parity_data import parity_data
 from horq_keras.converters.report import build_report
-from horq_keras.converters.verification import parity, sample_inputs
+from horq_keras.converters.verification import parity
 from horq_keras.layers import HORQConv2D
-from horq_keras.tflite.files import atomic_write_bytes, check_writable
+from horq_keras.tflite.files import atomic_write_bytes
 from horq_keras.tflite.graph import read_graph
+from horq_keras.tflite.outputs import check_outputs
 
-__all__ = ["TARGETS", "convert", "convert_to_flatbuffer"]
+__all__ = ["TARGETS", "ConversionError", "convert", "convert_to_flatbuffer"]
+
+
+class ConversionError(RuntimeError):
+    """LCE could not convert the model (its message says why)."""
+
 
 
 
@@ -54,11 +66,17 @@ def _zero_padding_notes(model, target):
 
 
 def convert_to_flatbuffer(model, *, target="arm"):
-    """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes."""
+    """``lce.convert_keras_model`` with a clear error; returns the flatbuffer bytes.
+
+    LCE's notice that it retries a failed SavedModel conversion from a GraphDef is
+    silenced: the retry's result (or its error, below) is what counts.
+    """
     try:
-        return lce.convert_keras_model(model, target=target)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Saved-model conversion failed", UserWarning)
+            return lce.convert_keras_model(model, target=target)
     except Exception as error:
-        raise RuntimeError(f"LCE could not convert {model.name!r}: {error}") from error
+        raise ConversionError(f"LCE could not convert {model.name!r}: {error}") from error
 
 
 def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data=None,
@@ -73,8 +91,10 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         target: ``"arm"`` or ``"xcore"``.
         int8: the model was prepared with :func:`~horq_keras.converters.prepare_int8`
             and fine-tuned; its full-precision ends become int8.
-        verify_data: parity inputs: None (8 random N(0, 1) samples), an int N (N
-            random samples), an array or a list of arrays, or False (no parity check).
+        verify_data: parity inputs: an input array (a list of arrays for several
+            inputs), an ``(inputs, labels)`` tuple, a finite ``tf.data.Dataset`` of
+            ``(inputs, labels)`` batches, an int N (N synthetic samples that reach
+            every class; None: 64, see :mod:`.parity_data`), or False (no check).
         atol, rtol: parity tolerance (default: ``verification.TOLERANCES``).
         kbit: rewrite binary-weight convs that read k-bit activations into bit planes.
         custom_objects: extra ``{name: class}`` to load a saved model.
@@ -88,13 +108,17 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         ValueError: bad arguments, a .tflite or unloadable model, HORQ column form,
             int8 without QAT, parity inputs of the wrong shape.
         FileNotFoundError, PermissionError: missing model, unwritable output directory.
-        RuntimeError: LCE failed to convert the model.
+        ConversionError: LCE failed to convert the model (a ``RuntimeError``).
     """
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {TARGETS}; got {target!r}.")
     if not isinstance(int8, bool):
         raise TypeError(f"`int8` must be True or False; got {int8!r}.")
-    output_path = check_writable(output_path, "output_path")
+    if not isinstance(output_path, (str, os.PathLike)):
+        raise TypeError(f"`output_path` must be a file path; got {output_path!r}.")
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None
+    output_path = check_outputs({"output_path": output_path},
+                                {"model_or_path": source})["output_path"]
     steps = tqdm(total=6 if verify_data is not False else 5, desc="convert", unit="step",
                  disable=not progress)
     with steps:
@@ -104,11 +128,12 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         if int8:
             require_int8_prepared(model)
         if verify_data is not False:
-            sample_inputs(model, verify_data)  # bad parity inputs fail before converting
+            verify_data = parity_data(model, verify_data)  # bad inputs fail before converting
         steps.update()
 
-        steps.set_postfix_str("bit planes")
+        steps.set_postfix_str("bit planes, batch-norm folding")
         deployed, planes, skipped = rewrite_bit_planes(model) if kbit else (model, [], {})
+        deployed, folded = fold_horq_batch_norms(deployed)
         steps.update()
 
         steps.set_postfix_str("LCE conversion")
@@ -122,6 +147,9 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
             if lowering.name in skipped and not lowering.lowered:
                 lowering.reason = f"{lowering.reason} ({skipped[lowering.name]})"
         notes = _zero_padding_notes(deployed, target)
+        if folded:
+            notes.append(f"batch norms folded into the HORQ layers {', '.join(folded)} "
+                         f"(their scale fused into LceBconv2d)")
         if not int8 and is_int8_prepared(model):
             notes.append("the model holds QAT fake-quantization: its quantized layers "
                          "converted to int8 although int8=False")

@@ -19,9 +19,15 @@ from horq_keras.tflite.check import is_flatbuffer
 __all__ = ["import_modules", "load_model"]
 
 _FORMATS = "a .keras or .h5 file, or a SavedModel directory"
+#: What Keras and larq say about an object they do not know (legacy .h5 / SavedModel,
+#: .keras, a larq quantizer given as a config dict), each capturing its name.
 _UNKNOWN_OBJECT = re.compile(
     r"Unknown (?:layer|object|initializer|regularizer|constraint|activation|loss|metric)"
-    r"[^'`]*['`]([^'`]+)['`]|Cannot deserialize object of type `([^`]+)`"
+    r"[^'`]*['`](?P<unknown>[^'`]+)['`]"
+    r"|Cannot deserialize object of type `(?P<type>[^`]+)`"
+    r"|Could not locate (?:class|function) '(?P<locate>[^']+)'"
+    r"|Could not interpret \w+ function identifier: \{'class_name': '(?P<larq>[^']+)'"
+    r"|Received: layer=(?P<sequential>\w+) of type <class 'str'>"
 )
 
 
@@ -32,6 +38,9 @@ def import_modules(names):
             importlib.import_module(name)
         except ImportError as error:
             raise ValueError(f"`--import`: cannot import module {name!r}: {error}") from error
+        except Exception as error:  # noqa: BLE001 - the user's module failed: say so, no traceback
+            raise ValueError(f"`--import`: module {name!r} raised {type(error).__name__} when "
+                             f"imported: {error}") from error
 
 
 def _reject_tflite(path, argument):
@@ -73,15 +82,19 @@ def _unimportable_classes(path):
 
 def _custom_object_error(error, path, argument):
     match = _UNKNOWN_OBJECT.search(str(error))
-    names = [match.group(1) or match.group(2)] if match else _unimportable_classes(path)
+    if match:
+        names = [next(name for name in match.groups() if name)]
+    else:
+        names = _unimportable_classes(path)
     if not names:
         return None
     name = names[0]
+    python_name = re.sub(r"\W", "_", name.split(">")[-1])
     return ValueError(
         f"`{argument}` ({path!r}) uses the custom object {name!r}, which Keras does not "
         f"know. Import the module that defines and registers it before converting "
-        f"(CLI: `--import my_package.layers`), or pass `custom_objects={{{name!r}: "
-        f"{name}}}`."
+        f"(CLI: `--import my_package.layers`), or pass it: `from my_package.layers import "
+        f"{python_name}` and `custom_objects={{{name!r}: {python_name}}}`."
     )
 
 
@@ -114,9 +127,6 @@ def load_model(model_or_path, *, custom_objects=None, argument="model"):
         _reject_tflite(path, argument)
 
     import tensorflow_model_optimization as tfmot
-
-    import horq_keras.groupnet
-    import horq_keras.layers  # noqa: F401 - registers HORQ's custom objects
 
     try:
         with tfmot.quantization.keras.quantize_scope(custom_objects or {}):

@@ -1,4 +1,12 @@
-"""Parity of a converted model with its Keras model on the same sample inputs.
+"""Parity of a converted model with its Keras model on the same inputs.
+
+The outputs compared are the pre-softmax logits when the model ends in a softmax
+(:mod:`.logits`; probabilities saturate and hide real differences), the outputs
+otherwise. The tolerance is relative to the scale of what is compared
+(``atol + rtol * max|Keras logit|``); at least :data:`MIN_WITHIN` of the samples must
+be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. With
+labels the report also gives both models' accuracy. The inputs come from
+:mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
 LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
@@ -7,54 +15,19 @@ LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
 import numpy as np
 import tensorflow as tf
 
-from horq_keras._checks import positive_integer
 from horq_keras.converters.loading import load_model
+from horq_keras.converters.logits import flatbuffer_logits, keras_logits
+from horq_keras.converters.parity_data import input_shapes, parity_data
 from horq_keras.converters.report import TOLERANCES, Parity
 from horq_keras.tflite.check import read_tflite
 from horq_keras.tflite.runner import run_tflite
 
-__all__ = ["DEFAULT_SAMPLES", "TOLERANCES", "parity", "sample_inputs", "verify"]
+__all__ = ["MIN_TOP1", "MIN_WITHIN", "TOLERANCES", "parity", "verify"]
 
-#: Random samples used when no data is given.
-DEFAULT_SAMPLES = 8
-
-
-def _input_shapes(model):
-    return [tuple(tensor.shape[1:]) for tensor in model.inputs]
-
-
-def sample_inputs(model, data=None, *, seed=0, argument="verify_data"):
-    """The inputs of a parity check, one array per model input, samples on axis 0.
-
-    ``data`` is None (:data:`DEFAULT_SAMPLES` random samples), an int N (N random
-    samples drawn from N(0, 1) with ``seed``), an array (one-input models) or a list
-    of arrays. Returns ``(inputs, description)``.
-    """
-    shapes = _input_shapes(model)
-    if any(dim is None for shape in shapes for dim in shape):
-        raise ValueError(
-            f"`{argument}`: the model's input shapes {shapes} are not fully defined; "
-            f"build the model with a fixed input shape before converting it."
-        )
-    if data is None or (isinstance(data, int) and not isinstance(data, bool)):
-        count = positive_integer(DEFAULT_SAMPLES if data is None else data, argument,
-                                 "random samples")
-        rng = np.random.default_rng(seed)
-        inputs = [rng.standard_normal((count, *shape)).astype(np.float32) for shape in shapes]
-        return inputs, "random N(0, 1)"
-    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
-    if len(arrays) != len(shapes):
-        raise ValueError(f"`{argument}` must hold {len(shapes)} input array(s); got {len(arrays)}.")
-    inputs = []
-    for array, shape in zip(arrays, shapes):
-        array = np.asarray(array, dtype=np.float32)
-        if array.shape[1:] != shape or len(array) < 1:
-            raise ValueError(
-                f"`{argument}` must have shape (samples, {', '.join(map(str, shape))}); "
-                f"got {array.shape}."
-            )
-        inputs.append(array)
-    return inputs, "given data"
+#: Default least share of samples within the tolerance: float models, int8 models.
+MIN_WITHIN = {False: 0.99, True: 0.9}
+#: Default least top-1 agreement: float models, int8 models (tolerance only).
+MIN_TOP1 = {False: 0.99, True: None}
 
 
 def _keras_outputs(model, inputs, batch_size=1):
@@ -69,18 +42,35 @@ def _keras_outputs(model, inputs, batch_size=1):
     return [np.concatenate(parts) for parts in zip(*outputs)]
 
 
-def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, progress=False,
-           source="the converted model", argument="verify_data"):
+def _compared(model, flatbuffer):
+    """(Keras model, flatbuffer, what) to compare: logits when both end in a softmax."""
+    logits_model = keras_logits(model)
+    logits_flatbuffer = flatbuffer_logits(flatbuffer) if logits_model is not None else None
+    if logits_flatbuffer is None:
+        return model, flatbuffer, "outputs"
+    return logits_model, logits_flatbuffer, "pre-softmax logits"
+
+
+def _accuracy(outputs, labels):
+    if labels is None or outputs.ndim != 2 or outputs.shape[1] < 2:
+        return None
+    return float(np.mean(np.argmax(outputs, 1) == labels))
+
+
+def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, min_within=None,
+           min_top1=None, progress=False, source="the converted model", argument="verify_data"):
     """:class:`~horq_keras.converters.report.Parity` of ``flatbuffer`` vs ``model``.
 
-    ``atol``/``rtol`` default to :data:`TOLERANCES` (looser for int8 models).
-    Raises ``ValueError`` when the flatbuffer's inputs or outputs do not match the
-    model's, or when LCE's interpreter cannot run it.
+    ``data``: see :func:`~horq_keras.converters.parity_data.parity_data`.
+    ``atol``/``rtol``, ``min_within`` and ``min_top1`` default to :data:`TOLERANCES`,
+    :data:`MIN_WITHIN` and :data:`MIN_TOP1` (looser for int8 models). Raises
+    ``ValueError`` when the flatbuffer's inputs or outputs do not match the model's, or
+    when LCE's interpreter cannot run it.
     """
-    default_atol, default_rtol = TOLERANCES[bool(int8)]
-    inputs, description = sample_inputs(model, data, argument=argument)
-    expected = _keras_outputs(model, inputs)
-    actual = run_tflite(flatbuffer, inputs, progress=progress, source=source)
+    checked = parity_data(model, data, argument=argument)
+    keras_model, tflite_model, what = _compared(model, flatbuffer)
+    expected = _keras_outputs(keras_model, checked.inputs)
+    actual = run_tflite(tflite_model, checked.inputs, progress=progress, source=source)
     if len(actual) != len(expected) or any(
         a.shape != e.shape for a, e in zip(actual, expected)
     ):
@@ -88,17 +78,23 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, pr
             f"{source} does not match the Keras model: its outputs have shapes "
             f"{[a.shape for a in actual]}, the model's {[e.shape for e in expected]}."
         )
-    diff = np.concatenate([np.abs(a.astype(np.float64) - e).ravel()
-                           for a, e in zip(actual, expected)])
+    diff = np.concatenate([np.abs(a.astype(np.float64) - e).reshape(len(e), -1)
+                           for a, e in zip(actual, expected)], axis=1)
     reference = max(float(np.max(np.abs(e))) for e in expected)
+    atol = TOLERANCES[bool(int8)][0] if atol is None else atol
+    rtol = TOLERANCES[bool(int8)][1] if rtol is None else rtol
     top1 = None
     if expected[0].ndim == 2 and expected[0].shape[1] > 1:
         top1 = float(np.mean(np.argmax(actual[0], 1) == np.argmax(expected[0], 1)))
     return Parity(
-        samples=len(inputs[0]), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-        reference_max_abs=reference, top1_agreement=top1,
-        atol=default_atol if atol is None else atol, rtol=default_rtol if rtol is None else rtol,
-        inputs=description,
+        samples=checked.count, max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+        reference_max_abs=reference, top1_agreement=top1, atol=atol, rtol=rtol,
+        samples_within=float(np.mean(diff.max(1) <= atol + rtol * reference)),
+        min_within=MIN_WITHIN[bool(int8)] if min_within is None else min_within,
+        min_top1=MIN_TOP1[bool(int8)] if min_top1 is None else min_top1,
+        inputs=checked.source, compared=what,
+        keras_accuracy=_accuracy(expected[0], checked.labels),
+        tflite_accuracy=_accuracy(actual[0], checked.labels),
     )
 
 
@@ -106,9 +102,13 @@ def _is_int8(graph):
     return any(t.dtype == "int8" for t in graph.tensors)
 
 
-def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, custom_objects=None,
-           progress=False):
+def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, min_within=None,
+           min_top1=None, custom_objects=None, progress=False):
     """Parity of an existing (Keras model, .tflite) pair; see :func:`parity`.
+
+    ``data``: an input array, an ``(inputs, labels)`` tuple, a finite ``tf.data.Dataset``
+    of ``(inputs, labels)`` batches, a :class:`~.parity_data.ParityData`, or a number of
+    synthetic samples (None: :data:`~.parity_data.SYNTHETIC_SAMPLES`).
 
     The .tflite is checked before it is run: a missing, truncated or corrupt file,
     or one that does not belong to the model, raises ``ValueError`` (or
@@ -116,7 +116,7 @@ def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, custo
     """
     flatbuffer, graph = read_tflite(tflite_path, argument="tflite")
     model = load_model(model_or_path, custom_objects=custom_objects)
-    model_shapes = _input_shapes(model)
+    model_shapes = input_shapes(model, "data")
     file_shapes = [tuple(t.shape[1:]) for t in graph.inputs]
     if file_shapes != model_shapes:
         raise ValueError(
@@ -124,4 +124,5 @@ def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, custo
             f"shapes {file_shapes}, the model's {model_shapes}."
         )
     return parity(model, flatbuffer, data, int8=_is_int8(graph), atol=atol, rtol=rtol,
-                  progress=progress, source=f"`tflite` ({str(tflite_path)!r})", argument="data")
+                  min_within=min_within, min_top1=min_top1, progress=progress,
+                  source=f"`tflite` ({str(tflite_path)!r})", argument="data")

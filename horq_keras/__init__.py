@@ -6,10 +6,10 @@ already imported or ``TF_USE_LEGACY_KERAS`` is set to a false value, in which ca
 checks at once that ``tf.keras`` is Keras 2 and raises a clear ``ImportError`` if not.
 
 The subpackages load on first use: ``horq_keras.layers``, ``horq_keras.quantizers``,
-``horq_keras.summary`` work after ``import horq_keras``. Importing a module that
-defines layers (``horq_keras.layers``, ``horq_keras.groupnet``, ``horq_keras.models``)
-registers its Keras objects (``horq_keras>HORQConv2D`` ...), so that saved models
-load without ``custom_objects``.
+``horq_keras.summary`` work after ``import horq_keras``. Every Keras object of the
+package (layers, quantizers, Group-Net's) is registered as ``horq_keras>Name`` and as
+larq's plain ``Name`` once Keras is imported (:mod:`horq_keras.serialization`), so that
+saved models load after ``import horq_keras`` alone, without ``custom_objects``.
 
 Package layers, each importing only the ones below it (``tests/test_layers.py``):
 
@@ -27,9 +27,11 @@ import importlib
 import sys
 
 from horq_keras._keras_compat import ensure_legacy_keras, select_legacy_keras
+from horq_keras.serialization import install
 
 if not select_legacy_keras() or "tensorflow" in sys.modules:
     ensure_legacy_keras()  # TensorFlow came first or Keras 2 is switched off: check now
+install()
 
 __version__ = "0.1.0"
 

@@ -10,16 +10,17 @@ import math
 __all__ = ["int_at_least", "non_negative_number", "positive_number"]
 
 
-def int_at_least(minimum):
-    """A parser of integers >= ``minimum``."""
+def int_at_least(minimum, maximum=None):
+    """A parser of integers >= ``minimum`` (and <= ``maximum`` when given)."""
+    allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
 
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {allowed}; got {text!r}")
         return value
 
     return parse

@@ -15,6 +15,8 @@ import logging
 import os
 import sys
 
+from horq_keras.exit_status import EPILOG
+
 __all__ = ["COMMAND_MODULES", "QUIET_TF_LOG_LEVEL", "build_parser", "main"]
 
 COMMAND_MODULES = (
@@ -31,6 +33,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="horq-keras",
         description="Train, convert, verify and benchmark HORQ / Group-Net binary networks.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--verbose", action="store_true",

@@ -25,6 +25,7 @@ __all__ = [
     "SHA256",
     "MnistDataError",
     "MnistNotFoundError",
+    "load_idx",
     "load_mnist",
     "mnist_datasets",
     "scale_images",
@@ -75,8 +76,8 @@ def _locate(name, directory):
     )
 
 
-def _read_idx(path, kind):
-    """Parse an IDX file of unsigned bytes; check its header, size and SHA-256."""
+def _read_idx(path, kind, checksum=True):
+    """Parse an IDX file of unsigned bytes; check its header, size (and SHA-256)."""
     data = path.read_bytes()
     if path.suffix == ".gz":
         try:
@@ -104,7 +105,8 @@ def _read_idx(path, kind):
             f"{path} has {len(data)} bytes; its header (shape {tuple(shape)}) needs "
             f"{expected_size}: the file is truncated or corrupt. Fix: {FIX_COMMAND}."
         )
-    _verify_sha256(path, data)
+    if checksum:
+        _verify_sha256(path, data)
     # A bytearray makes the array writable, as Keras' loader's arrays are.
     return np.frombuffer(bytearray(data), dtype=np.uint8, offset=header_size).reshape(shape)
 
@@ -124,9 +126,9 @@ def _verify_sha256(path, data):
     _VERIFIED[key] = expected
 
 
-def _load_split(directory, prefix):
-    images = _read_idx(_locate(f"{prefix}-images-idx3-ubyte", directory), "images")
-    labels = _read_idx(_locate(f"{prefix}-labels-idx1-ubyte", directory), "labels")
+def _load_split(directory, prefix, checksum=True):
+    images = _read_idx(_locate(f"{prefix}-images-idx3-ubyte", directory), "images", checksum)
+    labels = _read_idx(_locate(f"{prefix}-labels-idx1-ubyte", directory), "labels", checksum)
     if images.shape[0] != labels.shape[0]:
         raise MnistDataError(
             f"{directory}: {images.shape[0]} {prefix} images but {labels.shape[0]} labels. "
@@ -178,6 +180,19 @@ def load_mnist(path=None):
                 f"Fix: {FIX_COMMAND}."
             )
     return _load_split(directory, "train"), _load_split(directory, "t10k")
+
+
+def load_idx(path):
+    """Any dataset in MNIST's IDX layout (same four file names), without MNIST's checksums.
+
+    Returns ``(x_train, y_train), (x_test, y_test)`` as uint8 arrays; raises
+    :class:`MnistNotFoundError` / :class:`MnistDataError` like :func:`load_mnist`.
+    """
+    directory = pathlib.Path(path)
+    if not directory.is_dir():
+        raise MnistNotFoundError(f"IDX directory {directory} does not exist.")
+    return (_load_split(directory, "train", checksum=False),
+            _load_split(directory, "t10k", checksum=False))
 
 
 def scale_images(images):

@@ -22,14 +22,34 @@ smaller than ``beta_1`` and are rarely clipped. ``clip_value=None`` disables cli
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import positive_integer
+from horq_keras._checks import positive_integer, positive_number
+from horq_keras.serialization import register
 
-__all__ = ["ResidualSign", "check_order", "residual_bases"]
+__all__ = ["ResidualSign", "check_clip_value", "check_order", "mean_abs", "residual_bases"]
+
+
+def check_clip_value(clip_value):
+    """Validate the straight-through window of the signs: a finite number > 0, or None."""
+    return positive_number(clip_value, "clip_value", "the straight-through window of each "
+                           "sign; None: no clipping", allow_none=True)
 
 
 def check_order(order):
     """Validate the HORQ order K: an integer >= 1 (1 is XNOR-Net)."""
     return positive_integer(order, "order", "1 = XNOR-Net, 2, 3, 4, ...")
+
+
+def mean_abs(x, axis):
+    """``mean |x|`` over ``axis``, keeping the reduced axes with size 1 (eq. 17).
+
+    Over axes (1, 2, 3) of a rank-4 tensor it is taken as a mean over height and width,
+    then over the channels: the same value, and TFLite runs a height-width mean in
+    XNNPACK but a mean over three axes in its slower reference kernel.
+    """
+    magnitude = tf.abs(x)
+    if x.shape.rank == 4 and isinstance(axis, (list, tuple)) and tuple(axis) == (1, 2, 3):
+        magnitude, axis = tf.reduce_mean(magnitude, axis=(1, 2), keepdims=True), -1
+    return tf.reduce_mean(magnitude, axis=axis, keepdims=True)
 
 
 def residual_bases(x, order, axis=-1, clip_value=1.0):
@@ -51,7 +71,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     residual = x
     bases = []
     for i in range(order):
-        beta = tf.reduce_mean(tf.abs(residual), axis=axis, keepdims=True)
+        beta = mean_abs(residual, axis)
         sign = lq.quantizers.ste_sign(residual, clip_value=clip_value)
         bases.append((beta, sign))
         if i + 1 < order:
@@ -59,7 +79,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     return bases
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class ResidualSign(lq.quantizers.Quantizer):
     r"""Order-K residual sign quantizer: ``q(x) = sum_i beta_i * H_i`` (eq. 16–17).
 
@@ -79,7 +99,7 @@ class ResidualSign(lq.quantizers.Quantizer):
 
     def __init__(self, order=2, clip_value=1.0, axis=-1, **kwargs):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
         super().__init__(**kwargs)
 

@@ -1,27 +1,43 @@
-"""``horq-keras train``: train the HORQ LeNet on MNIST, convert it with LCE and verify it.
+"""``horq-keras train``: data -> model -> recipe -> ``Model.fit`` -> LCE -> verified .tflite.
 
-Steps (each a small function below): load MNIST → build ``horq_lenet(order, beta_form)``
-→ ``Model.fit`` (Adam, cosine-decayed learning rate, resumable through
-``BackupAndRestore``) → save ``model.h5`` → convert with ``lce.convert_keras_model`` to
-``model.tflite`` → run the flatbuffer with LCE's x86 interpreter on the test set → compare
-with Keras and write ``report.json``.
+The run, in the order of the functions below:
 
-Files in ``--output-dir`` (each written atomically, see ``horq_keras.tflite.files``):
+1. :func:`plan_run` checks everything before anything is written: the recipe and its
+   overrides, the model and its ``--model-arg`` values, the data (``--data``,
+   ``--data-dir``), that the model accepts the data's image size, a teacher file, and
+   the output folder (a finished run is kept unless ``--overwrite``; an unfinished one
+   resumes only with the same options). Any problem: one line, exit code 2.
+2. :func:`build_datasets`, :func:`build_model`, :func:`compile_model` — the
+   strategy-independent pieces: ``tf.data`` pipelines from the data, the model from
+   the registry, the optimizer/loss/metrics from the recipe. A ``tf.distribute``
+   strategy only has to wrap :func:`build_model` and :func:`compile_model` in its
+   ``scope()``: :func:`run` starts the one ``--strategy`` asks for
+   (:mod:`horq_keras.training.distribute`), with the global batch, scaled learning
+   rates and each source's auto-shard policy.
+3. :func:`fit_stage` — ``Model.fit`` with a progress bar, ``BackupAndRestore``, an
+   atomic per-epoch ``checkpoint.h5``, ``history.csv`` rewritten atomically, optional
+   TensorBoard logs. Recipes with ``init=float`` or ``teacher=float`` first train the
+   float counterpart the same way (``float/`` of the staging folder, published as
+   ``float_model.h5``).
+4. :func:`convert_and_verify` — ``horq_keras.converters.convert`` with the validation
+   data as ``verify_data``: the report is the converter's report (ops, MACs, size,
+   Keras and TFLite accuracy, top-1 agreement, the data used).
 
-- ``run_config.json`` — the options a resumed run must share with the interrupted one;
-- ``backup/`` — ``BackupAndRestore`` state while training; removed when ``fit`` ends;
-- ``checkpoint.h5`` — the model after the last finished epoch;
-- ``history.csv`` — loss and accuracy per epoch (appended to when resuming);
-- ``model.h5``, ``model.tflite``, ``report.json`` — the results.
+Files (see :mod:`horq_keras.training.rundir`): the run works in ``OUTPUT/.partial/`` and
+moves ``model.h5``, ``model.tflite``, ``report.json``, ``history.csv``,
+``run_config.json`` (and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
-The command's options are declared in :mod:`horq_keras.train_cli` (no TensorFlow, so
-that ``horq-keras --help`` is instant). Exit code 0 when the converted model agrees with Keras (top-1 agreement >=
-:data:`MIN_AGREEMENT`), 1 when it does not, 2 for bad options.
+Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results;
+3 LCE could not convert the model.
 """
 
+import argparse
 import contextlib
+import csv
+import dataclasses
 import io
 import json
+import os
 import sys
 import time
 
@@ -31,33 +47,138 @@ import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
-from horq_keras.datasets import load_mnist, mnist_datasets, scale_images
-from horq_keras.models import horq_lenet
+from horq_keras.converters import convert
+from horq_keras.converters.loading import load_model
 from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
-from horq_keras.tflite.graph import op_counts
-from horq_keras.tflite.runner import run_tflite
+from horq_keras.training import registry
+from horq_keras.training.data import DataError, inspect_data, make_datasets
+from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
+from horq_keras.training.distribute import Distribution, weights_fingerprint
+from horq_keras.training.mixed_precision import float32_copy, set_mixed_precision
+from horq_keras.training.optimizers import make_optimizer
+from horq_keras.training.recipes import resolve
+from horq_keras.training.rundir import RunDir, RunDirError, write_json
 
-__all__ = ["MIN_AGREEMENT", "run"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CONVERSION", "EXIT_PARITY", "RunPlan", "build_datasets",
+           "build_model", "compile_model", "convert_and_verify", "fit_stage", "plan_run", "run"]
 
-#: Smallest top-1 agreement between the converted model and Keras for exit code 0.
-MIN_AGREEMENT = 0.99
-
-#: Options whose change makes a half-finished run impossible to resume.
-_RESUME_KEYS = ("order", "beta_form", "epochs", "batch_size", "learning_rate", "seed",
-                "limit_train")
+EXIT_PARITY, EXIT_BAD_INPUT, EXIT_CONVERSION = 1, 2, 3
 
 
+@dataclasses.dataclass
+class RunPlan:
+    """Everything a run needs, checked by :func:`plan_run`."""
 
-def write_json_atomic(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    args: object
+    recipe: object
+    model_args: dict
+    data: object  # training.data.DataInfo
+    rundir: RunDir
+    config: dict
+    resuming: bool
+    teacher_path: str = None
+    distribution: object = None  # training.distribute.Distribution
+
+    @property
+    def needs_float_stage(self):
+        return self.recipe.init == "float" or self.recipe.teacher == "float"
+
+
+def _model_args(args):
+    model_args = registry.parse_model_args(args.model, args.model_arg)
+    for key in ("order", "beta_form"):
+        value = getattr(args, key)
+        if value is not None:
+            if key not in registry.entry(args.model).arguments():
+                raise registry.ModelArgError(f"--{key.replace('_', '-')}: {args.model} has no "
+                                             f"{key} argument.")
+            model_args[key] = value
+    return model_args
+
+
+def _check_builds(plan):
+    """Build the model (and its float counterpart) once: the image size must fit it."""
+    try:
+        for float_counterpart in {False, plan.needs_float_stage}:
+            build_model(plan, float_counterpart=float_counterpart)
+    except registry.ModelArgError as error:
+        raise registry.ModelArgError(f"{error} (--image-size / --data give the input shape "
+                                     f"{plan.data.input_shape})") from error
+    finally:
+        tf.keras.backend.clear_session()
+
+
+def plan_run(args, distribution=None):
+    """Check the whole run (see the module docstring); nothing is written.
+
+    With a ``distribution``, the recipe's batch becomes the global batch and its learning
+    rates are scaled (:meth:`~horq_keras.training.distribute.Distribution.scale`).
+    Raises ``ValueError`` subclasses whose message is the one line to print.
+    """
+    recipe = resolve(args.recipe, args)
+    if distribution is not None:
+        recipe = distribution.scale(recipe)
+    model_args = _model_args(args)
+    data = inspect_data(args.data, data_dir=args.data_dir, image_size=args.image_size,
+                        limit_train=args.limit_train, limit_val=args.limit_test,
+                        seed=args.seed)
+    teacher_path = None
+    if recipe.teacher not in ("none", "float"):
+        teacher_path = recipe.teacher
+        teacher = load_model(teacher_path, argument="--teacher")
+        if tuple(teacher.input_shape[1:]) != tuple(data.input_shape):
+            raise ValueError(f"--teacher: {teacher_path} takes inputs of shape "
+                             f"{teacher.input_shape[1:]}, the data {data.input_shape}.")
+    config = {
+        "model": args.model, "model_args": model_args, "data": str(args.data),
+        "data_dir": None if args.data_dir is None else str(args.data_dir),
+        "image_size": data.image_size, "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes, "recipe": args.recipe,
+        "recipe_values": recipe.to_dict(), "seed": args.seed,
+        "limit_train": args.limit_train, "limit_test": args.limit_test,
+    }
+    if distribution is not None:
+        config["distribution"] = distribution.to_config()
+    config = json.loads(json.dumps(config))  # tuples as lists, as saved
+    plan = RunPlan(args, recipe, model_args, data, RunDir(args.output_dir), config, False,
+                   teacher_path, distribution)
+    plan.resuming = plan.rundir.check(config, args.overwrite)
+    _check_builds(plan)
+    return plan
+
+
+def build_datasets(plan):
+    """``(train, val)`` batched ``tf.data`` pipelines of the plan's data."""
+    return make_datasets(plan.data, batch_size=plan.recipe.batch_size, seed=plan.args.seed)
+
+
+def build_model(plan, *, float_counterpart=False):
+    """The registered model (or its float counterpart) for the data's shape and classes."""
+    return registry.build(plan.args.model, plan.model_args, input_shape=plan.data.input_shape,
+                          num_classes=plan.data.num_classes,
+                          float_counterpart=float_counterpart)
+
+
+def compile_model(plan, model, *, learning_rate, epochs, steps_per_epoch, teacher=None):
+    """Compile ``model`` with the recipe's optimizer; returns the model ``fit`` trains.
+
+    With a ``teacher`` it is the distillation model (student and frozen teacher,
+    :mod:`horq_keras.training.distill`); otherwise ``model`` itself.
+    """
+    optimizer = make_optimizer(plan.recipe, learning_rate, epochs, steps_per_epoch)
+    if teacher is None:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+    trained = distillation_model(model, teacher)
+    trained.compile(optimizer=optimizer, loss=DistillationLoss(
+        plan.recipe.distill_temperature, plan.recipe.distill_weight),
+        metrics=[StudentAccuracy()])
+    return trained
 
 
 def save_model_atomic(model, path):
-    """Save ``model`` as HDF5, atomically (tf_keras 2.16 has no ``.keras`` format for larq).
-
-    Keras writes the HDF5 file into memory first; :func:`atomic_write_bytes` then puts it
-    in place, so a crash never leaves a half-written model.
-    """
+    """Save ``model`` as HDF5, atomically (written in memory, then put in place)."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5_file:
         model.save(h5_file)
@@ -65,98 +186,285 @@ def save_model_atomic(model, path):
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """Save the model after every epoch (atomically): a loadable model of the last epoch."""
+    """Save ``model`` after every epoch (atomically): a loadable model of the last epoch."""
+
+    def __init__(self, path, model):
+        super().__init__()
+        self.path, self.saved_model = path, model
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_model_atomic(self.saved_model, self.path)
+
+
+class HistoryCSV(tf.keras.callbacks.Callback):
+    """``history.csv``, one row per finished epoch, rewritten atomically every epoch.
+
+    A resumed run starts at the epoch after its backup; rows of later epochs (written
+    before an interrupt that the backup did not see) are dropped. Placed before
+    ``BackupAndRestore``: if the file cannot be written, the epoch is not backed up
+    either, so the history and the backup never disagree.
+    """
 
     def __init__(self, path):
         super().__init__()
-        self.path = path
+        self.path, self.rows, self.started = path, [], False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.started:
+            self.started = True
+            if self.path.is_file():
+                with open(self.path, newline="") as handle:
+                    self.rows = [row for row in csv.DictReader(handle)
+                                 if int(row["epoch"]) < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model_atomic(self.model, self.path)
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        keys = list(dict.fromkeys(key for row in self.rows for key in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
 
 
-def build_model(order, beta_form, learning_rate, decay_steps):
-    """``horq_lenet`` compiled with Adam and a cosine-decayed learning rate."""
-    model = horq_lenet(order=order, beta_form=beta_form)
-    schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+class FinishStage(tf.keras.callbacks.Callback):
+    """Call ``finish(history, seconds)`` when ``fit`` ends, before ``BackupAndRestore``
+    deletes its backup: the stage's result is saved before its backup is gone, so an
+    interrupt at any point leaves one or the other."""
+
+    def __init__(self, finish):
+        super().__init__()
+        self.finish, self.start = finish, time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.finish(self.model.history, time.perf_counter() - self.start)
+
+
+def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
+    """History (atomic), the stage's end, backup state (``backup``, default
+    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
+
+    The order matters: Keras calls callbacks in list order, so the history row and the
+    stage's result are written before the backup of the same epoch (or its removal).
+    """
+    callbacks = [HistoryCSV(stage_dir / "history.csv")]
+    if finish is not None:
+        callbacks.append(FinishStage(finish))
+    callbacks += [
+        backup or tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+        EpochCheckpoint(stage_dir / "checkpoint.h5", model),
+    ]
+    if tensorboard is not None:
+        callbacks.append(tf.keras.callbacks.TensorBoard(str(tensorboard)))
+    return callbacks
+
+
+def fit_stage(plan, trained, model, datasets, stage_dir, epochs, finish, tensorboard=None):
+    """``fit`` with validation every epoch; ``finish(history, seconds)`` saves the result."""
+    train_set, val_set = datasets
+    backup = (None if plan.distribution is None
+              else plan.distribution.backup_callback(stage_dir))
+    trained.fit(train_set, validation_data=val_set, epochs=epochs, verbose=1,
+                callbacks=make_callbacks(stage_dir, model, tensorboard, finish, backup))
+    with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
+        os.rmdir(backup.backup_dir if backup else stage_dir / "backup")
+    (stage_dir / "checkpoint.h5").unlink(missing_ok=True)
+
+
+def transfer_weights(source, target):
+    """Copy the weights of every layer of ``source`` into the same-named layer of
+    ``target`` whose weight shapes match; returns the names of the layers copied."""
+    copied = []
+    for layer in target.layers:
+        try:
+            weights = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            continue
+        shapes = [w.shape for w in layer.get_weights()]
+        if weights and shapes == [w.shape for w in weights]:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+    if not copied:
+        raise ValueError(f"no layer of {source.name!r} matches a layer of {target.name!r}.")
+    return copied
+
+
+def _stage_tensorboard(plan, name):
+    return None if plan.args.tensorboard is None else plan.args.tensorboard / name
+
+
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def _float_stage(plan, datasets, strategy):
+    """Train the float counterpart (or load it, when already trained); returns it."""
+    stage_dir = plan.rundir.staging / "float"
+    path = plan.rundir.staging / "float_model.h5"
+    if path.is_file():
+        print(f"float counterpart: already trained ({path})")
+        with _scope(strategy):
+            return tf.keras.models.load_model(str(path))
+    stage_dir.mkdir(exist_ok=True)
+    recipe = plan.recipe
+    with _scope(strategy):
+        model = build_model(plan, float_counterpart=True)
+        trained = compile_model(plan, model, learning_rate=recipe.stage1_learning_rate,
+                                epochs=recipe.stage1_epochs,
+                                steps_per_epoch=plan.data.steps_per_epoch(recipe.batch_size))
+    print(f"stage 1: float counterpart {model.name}, {recipe.stage1_epochs} epochs, "
+          f"learning rate {recipe.stage1_learning_rate}")
+    fit_stage(plan, trained, model, datasets, stage_dir, recipe.stage1_epochs,
+              lambda history, seconds: save_model_atomic(model, path),
+              _stage_tensorboard(plan, "float"))
     return model
 
 
-def make_callbacks(output_dir, resuming):
-    """Resumable training: backup state, a per-epoch checkpoint and the CSV history."""
-    return [
-        tf.keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-        EpochCheckpoint(output_dir / "checkpoint.h5"),
-        tf.keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=resuming),
-    ]
+def _main_stage(plan, datasets, strategy):
+    """Train the model itself; ``fit`` ends by saving ``model.h5`` and the training facts
+    for the report, and marking the run "trained"."""
+    recipe, staging = plan.recipe, plan.rundir.staging
+    float_model = _float_stage(plan, datasets, strategy) if plan.needs_float_stage else None
+    teacher = None
+    if recipe.teacher == "float":
+        teacher = float_model
+    elif plan.teacher_path is not None:
+        with _scope(strategy):
+            teacher = load_model(plan.teacher_path, argument="--teacher")
+    facts = {}
+    with _scope(strategy):
+        model = build_model(plan)
+        if recipe.init == "float":
+            facts["initialised_from_float_layers"] = transfer_weights(float_model, model)
+        trained = compile_model(plan, model, learning_rate=recipe.learning_rate,
+                                epochs=recipe.epochs, steps_per_epoch=plan.data.steps_per_epoch(recipe.batch_size),
+                                teacher=teacher)
+    if teacher is not None:
+        facts["teacher"] = plan.teacher_path or "float counterpart (stage 1)"
+
+    def finish(history, seconds):
+        save_model_atomic(model, staging / "model.h5")
+        write_json(staging / "facts.json", {
+            **facts,
+            "epochs_run": history.epoch,  # 0-based; a resumed run starts after its backup
+            "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+            "train_seconds": seconds,
+        })
+        plan.rundir.set_stage("trained")
+
+    fit_stage(plan, trained, model, datasets, staging, recipe.epochs, finish,
+              _stage_tensorboard(plan, "model"))
 
 
-def check_output_dir(output_dir, config, overwrite):
-    """Refuse to clobber a finished run or to resume one trained with other options.
+def _verify_batches(plan, val_set):
+    """The validation batches of the parity check (at most ``--verify-samples`` images)."""
+    batches = -(-plan.args.verify_samples // plan.recipe.batch_size)
+    return val_set.take(batches)
 
-    Returns ``(resuming, error message or None)``.
+
+def convert_and_verify(plan, model, val_set):
+    """``horq_keras.converters.convert`` with the validation data; ``(report, status)``."""
+    try:
+        report = convert(model, plan.rundir.staging / "model.tflite",
+                         verify_data=_verify_batches(plan, val_set), progress=True)
+    except RuntimeError as error:
+        print(f"horq-keras train: conversion failed: {error}", file=sys.stderr)
+        return None, EXIT_CONVERSION
+    print(report)
+    status = 0 if report.parity.ok else EXIT_PARITY
+    if status:
+        print(f"horq-keras train: the .tflite disagrees with Keras: "
+              f"{report.parity.summary()}", file=sys.stderr)
+    return report, status
+
+
+def _keras_accuracy(model, val_set):
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return float(model.evaluate(val_set, verbose=0, return_dict=True)["accuracy"])
+
+
+def _results(plan, model, facts, val_set):
+    """Convert (unless told not to), write ``report.json``; returns the exit code."""
+    staging, args = plan.rundir.staging, plan.args
+    report = {"config": plan.config, **facts, "versions": _versions()}
+    status = 0
+    column = plan.model_args.get("beta_form") == "column"
+    if args.no_convert or column:
+        if column:
+            print("Skipping conversion: beta_form='column' (per-im2col-column beta) has no "
+                  "LCE lowering; train with --beta-form pixel or sample to deploy.")
+        report.update(converted=False, keras_test_accuracy=_keras_accuracy(model, val_set))
+    else:
+        conversion, status = convert_and_verify(plan, model, val_set)
+        if conversion is None:
+            return status
+        parity = conversion.parity
+        report.update(
+            converted=True, conversion=conversion.to_dict(), test_samples=parity.samples,
+            keras_test_accuracy=parity.keras_accuracy,
+            tflite_test_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
+            parity_ok=parity.ok, op_counts=dict(conversion.op_counts))
+    write_json(staging / "report.json", report)
+    plan.rundir.set_stage("converted")
+    return status
+
+
+def _execute(plan, strategy):
+    rundir = plan.rundir
+    if not plan.resuming:
+        rundir.begin(plan.config)
+    print(plan.data.describe())
+    print(plan.recipe.describe(plan.args.recipe))
+    tf.keras.utils.set_random_seed(plan.args.seed)
+    datasets = build_datasets(plan)
+    if plan.distribution is not None:
+        datasets = plan.distribution.shard_datasets(datasets, plan.args.data.kind)
+    if not rundir.stage_reached("trained"):
+        _main_stage(plan, datasets, strategy)
+    if not rundir.stage_reached("converted"):
+        # A plain float32 model on this process alone: LCE converts float32 models only,
+        # and the other workers take no part in the conversion.
+        set_mixed_precision(False)
+        model = float32_copy(tf.keras.models.load_model(str(rundir.staging / "model.h5")))
+        print(f"final weights sha256: {weights_fingerprint(model)}")
+        if plan.distribution is not None and not plan.distribution.is_chief:
+            return 0  # the chief converts and reports; this worker's folder is temporary
+        facts = json.loads((rundir.staging / "facts.json").read_text())
+        status = _results(plan, model, facts, datasets[1])
+        if status == EXIT_CONVERSION:
+            return status
+    report = json.loads((rundir.staging / "report.json").read_text())
+    rundir.publish()
+    _print_results(report)
+    print(f"Results in {rundir.output}/")
+    return 0 if report.get("parity_ok", True) else EXIT_PARITY
+
+
+def run(args):
+    """The ``train`` job; returns the process exit code (see the module docstring).
+
+    The distribution (strategy, replicas, global batch, learning-rate scaling) comes
+    first: collective ops must be configured before TensorFlow does any other work. In a
+    multi-worker run every worker trains; only the chief writes ``--output-dir``, the
+    others work in a temporary folder of their own, removed at the end.
     """
-    backup = output_dir / "backup"
-    resuming = backup.is_dir() and any(backup.iterdir())
-    config_path = output_dir / "run_config.json"
-    if resuming and config_path.is_file():
-        saved = json.loads(config_path.read_text())
-        changed = {k: (saved.get(k), config[k]) for k in _RESUME_KEYS if saved.get(k) != config[k]}
-        if changed:
-            return resuming, (
-                f"{output_dir} holds an interrupted run with other options "
-                f"(saved vs given: {changed}); rerun with the saved options to resume, "
-                f"delete {backup} to start over, or choose another --output-dir."
-            )
-    elif (output_dir / "model.h5").exists() and not overwrite:
-        return resuming, (
-            f"{output_dir} already holds a finished run (model.h5); pass --overwrite to "
-            f"replace it or choose another --output-dir."
-        )
-    return resuming, None
-
-
-def train(model, dataset, epochs, output_dir, resuming):
-    """``Model.fit`` with a progress bar; returns the history and the wall time (s)."""
-    start = time.perf_counter()
-    history = model.fit(dataset, epochs=epochs, callbacks=make_callbacks(output_dir, resuming),
-                        verbose=1)
-    seconds = time.perf_counter() - start
-    with contextlib.suppress(OSError):  # BackupAndRestore empties its directory but keeps it
-        (output_dir / "backup").rmdir()
-    return history, seconds
-
-
-def convert(model):
-    """Flatbuffer bytes of ``model`` from Larq Compute Engine."""
-    return lce.convert_keras_model(model)
-
-
-def predict_tflite(flatbuffer, images):
-    """Run the flatbuffer with LCE's x86 interpreter, with a progress bar.
-
-    One thread (:class:`~horq_keras.tflite.runner.InterpreterOptions`): an MNIST image
-    is too little work to split, and a second thread made 10000 images take minutes
-    instead of seconds on a busy 2-core machine (XNNPACK's worker threads spin while
-    waiting).
-    """
-    return run_tflite(flatbuffer, [images], isolate=False, progress=True,
-                      source="the converted model")[0]
-
-
-def compare(keras_probs, tflite_probs, labels):
-    """TFLite accuracy, top-1 agreement with Keras and max |Δ probability|."""
-    keras_top1, tflite_top1 = keras_probs.argmax(-1), tflite_probs.argmax(-1)
-    return {
-        "tflite_test_accuracy": float(np.mean(tflite_top1 == labels)),
-        "top1_agreement": float(np.mean(keras_top1 == tflite_top1)),
-        "max_abs_prob_diff": float(np.max(np.abs(keras_probs - tflite_probs))),
-    }
+    if args.list_models:
+        print(registry.describe())
+        return 0
+    try:
+        distribution = Distribution.from_args(args, resolve(args.recipe, args))
+    except ValueError as error:
+        print(f"horq-keras train: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(distribution.describe())
+    with distribution.write_dir(args.output_dir) as write_dir:
+        try:
+            plan = plan_run(argparse.Namespace(**{**vars(args), "output_dir": write_dir}),
+                            distribution)
+        except (ValueError, RunDirError, DataError, OSError) as error:
+            print(f"horq-keras train: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _execute(plan, distribution)
 
 
 def _print_results(report):
@@ -164,82 +472,14 @@ def _print_results(report):
         ("Keras test accuracy", "keras_test_accuracy", ".4f"),
         ("TFLite test accuracy", "tflite_test_accuracy", ".4f"),
         ("top-1 agreement", "top1_agreement", ".4f"),
-        ("max |Δ probability|", "max_abs_prob_diff", ".2e"),
         ("training wall time (s)", "train_seconds", ".1f"),
         ("TFLite ops", "op_counts", ""),
     ]
     for name, key, spec in rows:
-        if key in report:
+        if report.get(key) is not None:
             print(f"{name:>24}: {report[key]:{spec}}")
-
-
-def run(args):
-    """The ``train`` job; returns the process exit code."""
-    output_dir = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "order": args.order, "beta_form": args.beta_form, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
-        "limit_train": args.limit_train, "limit_test": args.limit_test,
-    }
-    resuming, error = check_output_dir(output_dir, config, args.overwrite)
-    if error:
-        print(f"horq-keras train: error: {error}", file=sys.stderr)
-        return 2
-    if args.overwrite and not resuming:  # results of the replaced run must not linger
-        for name in ("model.tflite", "report.json"):
-            (output_dir / name).unlink(missing_ok=True)
-    write_json_atomic(output_dir / "run_config.json", config)
-
-    tf.keras.utils.set_random_seed(args.seed)
-    data = load_mnist(args.data_dir)
-    train_set, test_set = mnist_datasets(
-        args.batch_size, data=data, limit_train=args.limit_train,
-        limit_test=args.limit_test, seed=args.seed,
-    )
-    model = build_model(args.order, args.beta_form, args.learning_rate,
-                        decay_steps=args.epochs * len(train_set))
-    history, train_seconds = train(model, train_set, args.epochs, output_dir, resuming)
-    save_model_atomic(model, output_dir / "model.h5")
-
-    x_test, y_test = data[1][0][:args.limit_test], data[1][1][:args.limit_test]
-    keras_probs = model.predict(test_set, verbose=0)
-    report = {
-        "config": config,
-        "epochs_run": history.epoch,  # 0-based; a resumed run starts after the backup
-        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
-        "train_seconds": train_seconds,
-        "test_samples": len(y_test),
-        "keras_test_accuracy": float(np.mean(keras_probs.argmax(-1) == y_test)),
-        "versions": _versions(),
-    }
-    status = 0
-    if args.no_convert or args.beta_form == "column":
-        report["converted"] = False
-        if args.beta_form == "column":
-            print("Skipping conversion: beta_form='column' (per-im2col-column beta) has no "
-                  "LCE lowering; train with --beta-form pixel or sample to deploy.")
-    else:
-        start = time.perf_counter()
-        flatbuffer = convert(model)
-        atomic_write_bytes(output_dir / "model.tflite", flatbuffer)
-        report["convert_seconds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        tflite_probs = predict_tflite(flatbuffer, scale_images(x_test).numpy())
-        report["tflite_seconds"] = time.perf_counter() - start
-        report.update(compare(keras_probs, tflite_probs, y_test))
-        report["op_counts"] = dict(op_counts(flatbuffer))
-        report["converted"] = True
-        if report["top1_agreement"] < MIN_AGREEMENT:
-            print(f"TFLite and Keras disagree: top-1 agreement {report['top1_agreement']:.4f} "
-                  f"< {MIN_AGREEMENT}.", file=sys.stderr)
-            status = 1
-    write_json_atomic(output_dir / "report.json", report)
-    _print_results(report)
-    print(f"Results in {output_dir}/")
-    return status
 
 
 def _versions():
     return {"tensorflow": tf.__version__, "larq": larq.__version__,
-            "larq_compute_engine": lce.__version__}
+            "larq_compute_engine": lce.__version__, "numpy": np.__version__}

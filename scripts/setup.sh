@@ -46,9 +46,9 @@ install_python() {
     echo "==> creating $VENV with $PYTHON ($("$PYTHON" --version))"
     "$PYTHON" -m venv "$VENV"
   fi
-  echo "==> pip install -e .[test]"
+  echo "==> pip install -e .[test,tfds]"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  "$VENV/bin/python" -m pip install -q -e ".[test,tfds]"
 }
 
 install_mnist() {

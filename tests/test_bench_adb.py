@@ -136,5 +136,15 @@ def test_real_adb_without_device_fails_fast(bench_models, fake_benchmark_binary,
             bench.benchmark(bench_models["binary"], target="adb", settings=_QUICK,
                             benchmark_binary=fake_benchmark_binary[0])
         assert time.monotonic() - start < 35
+        # bench started adb's server (none ran on this port) and stopped it again
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"bench left adb's server running on port {port}")
     finally:
         _stop_adb_server(port)

@@ -243,3 +243,72 @@ def test_ssh_command_timeout(sshd, bench_models, tmp_path):  # noqa: F811
                      options=_options(sshd, timeout=10.0), benchmark_binary=str(hanging),
                      settings=_QUICK)
     assert elapsed < 40
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _hanging_runner(tmp_path):
+    """A benchmark binary that records its pid and, until killed, whether its work
+    directory still exists (an 'orphan' line means it outlived the directory)."""
+    pid_file, marker = tmp_path / "runner.pid", tmp_path / "orphan"
+    script = tmp_path / "hanging_runner"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case $a in --graph=*) g=${a#--graph=};; esac; done\n'
+        'w=$(dirname "$g")\n'
+        f'echo "$$ $w" > {pid_file}\n'
+        f'while :; do [ -d "$w" ] || echo orphan >> {marker}; sleep 0.1; done\n'
+    )
+    script.chmod(0o755)
+    return script, pid_file, marker
+
+
+def _assert_runner_killed_before_clean_up(pid_file, marker):
+    pid, workdir = pid_file.read_text().split()
+    pid = int(pid)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the remote runner still runs"
+    time.sleep(0.3)
+    assert not marker.exists(), "the runner ran on after its work directory was removed"
+    assert not os.path.exists(workdir)
+
+
+def test_ssh_timeout_kills_the_remote_runner(sshd, bench_models, tmp_path):  # noqa: F811
+    script, pid_file, marker = _hanging_runner(tmp_path)
+    _fails("timed out after 5 s", bench_models["binary"], target=_target(sshd),
+           options=_options(sshd, timeout=5.0), benchmark_binary=str(script), settings=_QUICK)
+    _assert_runner_killed_before_clean_up(pid_file, marker)
+
+
+def test_ssh_interrupt_kills_the_remote_runner(sshd, bench_models, tmp_path,  # noqa: F811
+                                               monkeypatch):
+    """Ctrl-C while the runner runs: subprocess.run kills the local ssh and re-raises."""
+    script, pid_file, marker = _hanging_runner(tmp_path)
+    real_run = subprocess.run
+
+    def interrupted(argv, **kwargs):
+        if not any("hanging_runner" in part for part in argv):
+            return real_run(argv, **kwargs)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.kill()  # what subprocess.run does to its child on KeyboardInterrupt
+        process.wait()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("horq_keras.bench.targets.subprocess.run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.benchmark(bench_models["binary"], target=_target(sshd), options=_options(sshd),
+                        benchmark_binary=str(script), settings=_QUICK)
+    _assert_runner_killed_before_clean_up(pid_file, marker)

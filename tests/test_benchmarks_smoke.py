@@ -22,6 +22,9 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 #: writes ``<name>.md/.json/.png``.
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
 
+#: Scripts whose smoke run starts worker processes (minutes): deselected by -m "not slow".
+SLOW_SCRIPTS = {"distributed_throughput"}
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -35,7 +38,9 @@ def _import(name):
     return importlib.import_module(name)
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])
+    if name in SLOW_SCRIPTS else name for name in SCRIPTS])
 def test_smoke_run_writes_results(name, tmp_path, benchmarks_path):
     if name == "arm_emulated" and _import("_arm_emulator").missing():
         pytest.skip(_import("_arm_emulator").missing())

@@ -117,7 +117,7 @@ def test_verify_existing_pair(converted):
     assert result.ok and result.samples == 3
     inputs = np.random.default_rng(1).uniform(0, 1, (2, *INPUT_SHAPE)).astype("float32")
     result = verify(converted["model"], converted["tflite_path"], data=inputs)
-    assert result.ok and result.inputs == "given data"
+    assert result.ok and result.inputs == "given inputs"
 
 
 def _fallback_model():

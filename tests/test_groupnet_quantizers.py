@@ -113,7 +113,7 @@ def test_bad_bits_are_rejected(bits):
 
 @pytest.mark.parametrize("clip_value", [0.0, -1.0, "1", None, True])
 def test_bad_clip_value_is_rejected(clip_value):
-    with pytest.raises(ValueError, match="`clip_value` must be a number > 0"):
+    with pytest.raises(ValueError, match="`clip_value` must be a finite number > 0"):
         UniformActivation(2, clip_value=clip_value)
 
 

@@ -187,7 +187,7 @@ def test_converted_bit_planes_match_the_original_keras_model(rng, tmp_path):
     assert "groups=2" in layers["grouped"].reason
     # The only float convolutions left: the stem and the grouped layer.
     assert report.float_conv_ops == 2
-    assert report.parity.ok and report.parity.inputs == "given data"
+    assert report.parity.ok and report.parity.inputs == "given inputs"
     assert report.parity.max_abs_diff <= 1e-4 * report.parity.reference_max_abs + 1e-5
     data = json.loads(report.to_json())
     assert data["bit_plane_layers"] == report.bit_plane_layers

@@ -35,6 +35,7 @@ LAYERS = {
     "horq_keras.tflite": 2,
     "horq_keras.converters": 3,
     "horq_keras.train": 4,
+    "horq_keras.training": 4,
     "horq_keras.bench": 4,
     "horq_keras.cli": 4,
     "horq_keras.train_cli": 4,

@@ -2,7 +2,8 @@
 
 :func:`benchmark` times a ``.tflite`` model, and a float baseline in the same session, on
 this machine, on a board over ssh or on an Android phone over adb; see :mod:`.bench`
-for the runners, :mod:`.targets` for the targets and :mod:`.parse` for the log formats.
+for the runners, :mod:`.targets` for the targets (:mod:`.registry` picks one),
+:mod:`.parse` for the log formats.
 """
 
 from horq_keras.bench.bench import Settings, benchmark

@@ -50,6 +50,7 @@ class ADBTarget(Target):
         self.serial = spec.serial
         self.workdir = posixpath.join(options.device_dir, "horq-bench")
         self._created = False
+        self._started_server = False
 
     def _adb(self, *args, what):
         return run_command(["adb", "-s", self.serial, *args], timeout=self.options.timeout,
@@ -58,6 +59,8 @@ class ADBTarget(Target):
     def _pick_device(self):
         result = run_command(["adb", "devices"], timeout=min(self.options.timeout, DEVICES_TIMEOUT),
                              what="listing Android devices (adb devices)")
+        # adb starts its server daemon when none runs, and says so; bench stops it at the end.
+        self._started_server = "daemon started successfully" in result.stdout + result.stderr
         if result.returncode != 0:
             raise BenchError(f"`adb devices` failed (exit status {result.returncode}): "
                              f"{result.stderr.strip()[-500:]}")
@@ -108,8 +111,14 @@ class ADBTarget(Target):
         return self._adb("shell", shlex.join(argv), what=what)
 
     def close(self):
-        if self._created:
-            self._created = False
-            result = self._adb("shell", shlex.join(["rm", "-rf", self.workdir]),
-                               what="removing the work directory")
-            self._check_removed(result, self.workdir)
+        try:
+            if self._created:
+                self._created = False
+                result = self._adb("shell", shlex.join(["rm", "-rf", self.workdir]),
+                                   what="removing the work directory")
+                self._check_removed(result, self.workdir)
+        finally:
+            if self._started_server:
+                self._started_server = False
+                run_command(["adb", "kill-server"], timeout=DEVICES_TIMEOUT,
+                            what="stopping the adb server that bench started")

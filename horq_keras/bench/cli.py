@@ -1,13 +1,19 @@
-"""``horq-keras bench``: latency of a converted model on this machine, a board or a phone."""
+"""``horq-keras bench``: latency of a converted model on this machine, a board or a phone.
+
+Exit status (:mod:`horq_keras.exit_status`): 0 done, 2 bad input or a failure before any
+result (a bad option or file, an output that is an input, a target or runner that
+fails); errors are one line on stderr. ``--json`` and ``--plot`` are checked before any
+work and written atomically.
+"""
 
 import argparse
-import sys
 
 from horq_keras.argtypes import int_at_least, positive_number
 from horq_keras.bench.bench import BINARY_NAME, Settings, benchmark
 from horq_keras.bench.report import format_summary, write_json, write_plot
 from horq_keras.bench.targets import TARGET_FORMS, BenchError, TargetOptions, parse_target
-from horq_keras.tflite.files import check_writable
+from horq_keras.exit_status import EPILOG, OK, fail
+from horq_keras.tflite.outputs import check_outputs
 
 __all__ = ["register", "run"]
 
@@ -43,7 +49,7 @@ def register(subparsers):
         description="Latency (min/median/max) of a converted .tflite model, its ratio to a "
                     "float baseline measured in the same session, per-operator times where "
                     "the runner gives them, and the machine it ran on.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL.tflite", help="converted model to time")
     parser.add_argument("--baseline", metavar="FLOAT.tflite",
@@ -87,11 +93,12 @@ def register(subparsers):
 
 
 def run(args):
-    """Run ``horq-keras bench``; exit status 0, 1 (benchmark failed) or 2 (bad arguments)."""
+    """Run ``horq-keras bench``; see the module docstring for the exit status."""
     try:
-        for option, path in (("--json", args.json), ("--plot", args.plot)):
-            if path:
-                check_writable(path, option)
+        check_outputs({"--json": args.json, "--plot": args.plot},
+                      {"MODEL.tflite": args.model, "--baseline": args.baseline,
+                       "--benchmark-binary": args.benchmark_binary,
+                       "--identity": args.identity})
         settings = Settings(
             threads=args.threads, runs=args.runs, warmup=args.warmup,
             use_xnnpack=args.xnnpack, use_indirect_bgemm=args.indirect_bgemm,
@@ -104,12 +111,8 @@ def run(args):
         )
         result = benchmark(args.model, args.baseline, target=args.target, settings=settings,
                            options=options, benchmark_binary=args.benchmark_binary)
-    except (ValueError, OSError) as error:
-        print(f"horq-keras bench: error: {error}", file=sys.stderr)
-        return 2
-    except BenchError as error:
-        print(f"horq-keras bench: failed: {error}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, BenchError) as error:
+        return fail("bench", error)
     print(format_summary(result))
     if args.json:
         write_json(args.json, result)
@@ -117,4 +120,4 @@ def run(args):
     if args.plot:
         write_plot(args.plot, result)
         print(f"wrote {args.plot}")
-    return 0
+    return OK

@@ -5,8 +5,16 @@ prompts: keys come from ``--identity`` or ssh-agent), ``StrictHostKeyChecking=ye
 board's host key must already be in ``known_hosts``), ``ConnectTimeout`` and an overall
 time limit. These come first on the command line, and ssh keeps the first value it
 reads for an option, so nothing later can loosen them; ``--ssh-option`` refuses to try.
+
+A command runs under a remote shell that records its own process group (sshd starts
+every session in its own) and the command's in the work directory, and forgets them when
+the command ends; the command runs under the board's ``timeout`` (when it has one) a
+little past ``--timeout``. When the local side gives up (time-out, Ctrl-C), :meth:`SSHTarget.close`
+kills that process group first and only then removes the work directory, so no runner is
+left measuring on the board; if this process dies outright, the remote ``timeout`` ends it.
 """
 
+import math
 import os
 import re
 import shlex
@@ -31,6 +39,11 @@ _UNREACHABLE = (
 
 # mktemp's directory pattern; close() only removes a directory that matches it.
 _WORKDIR = re.compile(r"^/[^\s'\"]*/horq-bench\.[A-Za-z0-9]{6,}$")
+
+#: File in the work directory holding the process group of the running command.
+RUNNING = "running.pgid"
+#: Seconds the remote ``timeout`` allows past ``--timeout`` (the local limit acts first).
+REMOTE_GRACE = 5
 
 
 def check_ssh_option(option):
@@ -120,8 +133,9 @@ class SSHTarget(Target):
             + MACHINE_SCRIPT
         )
         result = self._ssh(script, "connecting")
-        self.workdir = self._read_machine(result, _WORKDIR.match,
-                                          "could not create a work directory with mktemp")
+        self.workdir = self._read_machine(
+            result, lambda workdir: result.returncode == 0 and _WORKDIR.match(workdir),
+            "could not create a work directory with mktemp")
 
     def push(self, files):
         argv = ["scp", "-q", *self._options()]
@@ -137,10 +151,28 @@ class SSHTarget(Target):
         return {name: f"{self.workdir}/{name}" for name in files}
 
     def run(self, argv, what):
-        return self._ssh(shlex.join(argv), what)
+        pgid = shlex.quote(f"{self.workdir}/{RUNNING}")
+        limit = math.ceil(self.options.timeout) + REMOTE_GRACE
+        command = shlex.join(argv)
+        # The shell's pid (its group: sshd's session) and the command's (GNU timeout
+        # makes its own group) are recorded while the command runs.
+        script = (
+            f"echo $$ > {pgid}; "
+            f"if command -v timeout >/dev/null 2>&1; then timeout -s KILL {limit} {command} & "
+            f"else {command} & fi; c=$!; echo $c >> {pgid}; wait $c; status=$?; "
+            f"rm -f {pgid}; exit $status"
+        )
+        return self._ssh(script, what)
 
     def close(self):
         if self.workdir is not None:
             workdir, self.workdir = self.workdir, None
-            result = self._ssh(shlex.join(["rm", "-rf", "--", workdir]), "removing the work directory")
+            pgid = shlex.quote(f"{workdir}/{RUNNING}")
+            # A command cut short (time-out, Ctrl-C) left its process group: kill it, then
+            # remove the work directory.
+            script = (
+                f"if [ -f {pgid} ]; then for p in $(cat {pgid}); do kill -KILL -- -$p $p "
+                f"2>/dev/null; done; fi; {shlex.join(['rm', '-rf', '--', workdir])}"
+            )
+            result = self._ssh(script, "stopping the runner and removing the work directory")
             self._check_removed(result, workdir)

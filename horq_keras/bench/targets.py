@@ -216,7 +216,11 @@ class Target:
         self.machine = {}
 
     def __enter__(self):
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self.__exit__(None, None, None)  # what open() left behind (adb's server)
+            raise
         return self
 
     def __exit__(self, *exc_info):
@@ -230,11 +234,11 @@ class Target:
 
     def _read_machine(self, result, workdir_ok, failure):
         """Keep the facts :data:`MACHINE_SCRIPT` printed as ``machine``; return the
-        ``workdir`` fact, or raise ``BenchError`` (``failure`` and the output) when the
-        command failed or ``workdir_ok(workdir)`` is false."""
+        ``workdir`` fact, or raise ``BenchError`` (``failure`` and the output) when
+        ``workdir_ok(workdir)`` is false."""
         facts = parse_machine(result.stdout)
         workdir = facts.pop("workdir", None)
-        if result.returncode != 0 or not workdir or not workdir_ok(workdir):
+        if not workdir or not workdir_ok(workdir):
             output = (result.stdout + result.stderr).strip()[-500:]
             raise BenchError(
                 f"{self.spec}: {failure} (exit status {result.returncode}): {output}")

@@ -22,6 +22,7 @@ from horq_keras.groupnet.quantizers import (
     check_activation_bits,
 )
 from horq_keras.layers import HORQConv2D
+from horq_keras.serialization import register
 
 __all__ = ["BranchScales", "binary_conv", "binary_group", "check_num_bases", "conv_unit"]
 
@@ -33,7 +34,7 @@ def check_num_bases(num_bases):
     )
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class BranchScales(tf.keras.layers.Layer):
     r"""``sum_i lambda_i y_i`` over a list of K branch outputs (eq. 3, 5, 6).
 

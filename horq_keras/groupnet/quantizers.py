@@ -13,10 +13,15 @@ All gradients are straight-through: the rounding and the sign pass the gradient 
 the input lies inside the clipping range and block it outside.
 """
 
+import numbers
+
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
-from horq_keras.quantizers import residual_bases
+from horq_keras._checks import positive_number
+from horq_keras.quantizers import check_clip_value, residual_bases
+from horq_keras.serialization import register
 
 __all__ = ["ACTIVATION_BITS", "BinaryWeight", "UniformActivation", "check_activation_bits"]
 
@@ -25,8 +30,11 @@ ACTIVATION_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 
 
 def check_activation_bits(bits, argument="activation_bits"):
-    """Validate an activation bit width; the error names ``argument``."""
-    if isinstance(bits, bool) or bits not in ACTIVATION_BITS:
+    """Validate an activation bit width (an integer, NumPy's too; not 2.0); the error
+    names ``argument``."""
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral) or (
+        bits not in ACTIVATION_BITS
+    ):
         raise ValueError(
             f"`{argument}` must be one of {ACTIVATION_BITS} (1 = binary, 32 = full "
             f"precision); got {bits!r}."
@@ -34,8 +42,7 @@ def check_activation_bits(bits, argument="activation_bits"):
     return int(bits)
 
 
-@lq.utils.register_keras_custom_object  # plain name too: larq's quantizer lookup in .h5 files
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class BinaryWeight(lq.quantizers.Quantizer):
     r"""Binary weights ``alpha * sign(W)``, ``alpha = mean|W|`` (eq. 1).
 
@@ -54,7 +61,7 @@ class BinaryWeight(lq.quantizers.Quantizer):
         if not isinstance(per_channel, bool):
             raise TypeError(f"`per_channel` must be True or False; got {per_channel!r}.")
         self.per_channel = per_channel
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
         super().__init__(**kwargs)
 
     def call(self, inputs):
@@ -89,8 +96,7 @@ def _uniform_quantize(x, clip_value, bits):
     return quantize(x)
 
 
-@lq.utils.register_keras_custom_object  # plain name too: larq's quantizer lookup in .h5 files
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class UniformActivation(lq.quantizers.Quantizer):
     r"""``bits``-bit activation quantizer of Group-Net (eq. 2).
 
@@ -116,11 +122,8 @@ class UniformActivation(lq.quantizers.Quantizer):
 
     def __init__(self, bits, clip_value=1.0, **kwargs):
         self.precision = check_activation_bits(bits, argument="bits")
-        if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)) or not (
-            clip_value > 0
-        ):
-            raise ValueError(f"`clip_value` must be a number > 0; got {clip_value!r}.")
-        self.clip_value = float(clip_value)
+        self.clip_value = positive_number(clip_value, "clip_value", "the largest level for "
+                                          "2-8 bits, the sign's window for 1 bit")
         super().__init__(**kwargs)
 
     @property

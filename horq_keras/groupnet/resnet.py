@@ -25,6 +25,7 @@ from horq_keras.groupnet._common import (
     finish_model,
     float_stem,
     is_small_input,
+    model_name,
 )
 from horq_keras.groupnet.branches import check_num_bases
 from horq_keras.groupnet.quantizers import check_activation_bits

@@ -20,6 +20,7 @@ quantization", ICCV 2017): its equations, each with the code that implements it.
   :class:`HORQDense` is eq. 16–19 on a fully connected layer.
 """
 
+from horq_keras.layers.bitplane import BitPlaneConv2D
 from horq_keras.layers.horq import BETA_FORMS, HORQConv2D, HORQDense
 
-__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
+__all__ = ["BETA_FORMS", "BitPlaneConv2D", "HORQConv2D", "HORQDense"]

@@ -12,12 +12,40 @@ one base, ``lq.models.summary`` counts one base.
 import larq as lq
 import tensorflow as tf
 
-from horq_keras._checks import BETA_FORMS, check_beta_form
-from horq_keras.quantizers import ResidualSign, check_order, residual_bases
+from horq_keras._checks import (
+    BETA_FORMS,
+    check_beta_form,
+    check_pad_values,
+    check_padding,
+)
+from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
+from horq_keras.serialization import register
 
-__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense"]
+__all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense", "check_float32"]
 
 _DEPLOYABLE_AXES = {"pixel": -1, "sample": (1, 2, 3)}
+
+
+def check_float32(dtype, layer):
+    """Refuse a per-layer ``dtype`` whose compute type is not float32.
+
+    The binary bases, their betas and LCE's binary ops are float32; a float16 layer
+    would fail inside TensorFlow with a dtype mismatch.
+    """
+    if dtype is None:
+        return
+    name = getattr(dtype, "name", dtype)
+    if isinstance(name, dict):  # a serialized policy
+        name = name.get("config", {}).get("name")
+    try:
+        compute = tf.keras.mixed_precision.Policy(name).compute_dtype
+    except (TypeError, ValueError):
+        return  # not a dtype: Keras says so
+    if compute != "float32":
+        raise ValueError(
+            f"`dtype` of {layer} must be float32 (or None); got {dtype!r}. Binary layers "
+            f"compute in float32; keep mixed precision to the full-precision layers."
+        )
 
 
 def add_bias_and_activation(layer, outputs):
@@ -36,7 +64,7 @@ def _horq_config(config, order, clip_value):
     return {**config, "order": order, "clip_value": clip_value}
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQConv2D(lq.layers.QuantConv2D):
     r"""2D convolution with order-K HORQ inputs and binary weights (eq. 16–21).
 
@@ -60,7 +88,9 @@ class HORQConv2D(lq.layers.QuantConv2D):
 
     The deployable forms convert with LCE to exactly ``order`` ``LceBconv2d`` ops that
     read one stored kernel; padded positions of every ``H_i`` take ``pad_values``
-    (1.0: LCE's fast "same-one" padding). With ``order=1`` the pixel form is
+    (1.0: LCE's fast "same-one" padding); ``horq_keras.converters.convert`` folds a
+    batch norm that follows into them (its scale fused with alpha, one ``ADD`` of its
+    shift left). With ``order=1`` the pixel form is
     XNOR-Net (binary weights with alpha, binary inputs scaled by K).
 
     Cost: ``order`` binary convolutions per call (``horq_keras.summary`` counts them).
@@ -97,7 +127,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
     ):
         self.order = check_order(order)
         self.beta_form = check_beta_form(beta_form)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQConv2D")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"`groups` must be 1 for HORQConv2D; got {kwargs['groups']!r}.")
         if kwargs.get("data_format") not in (None, "channels_last"):
@@ -109,8 +140,8 @@ class HORQConv2D(lq.layers.QuantConv2D):
             filters,
             kernel_size,
             strides=strides,
-            padding=padding,
-            pad_values=pad_values,
+            padding=check_padding(padding),
+            pad_values=check_pad_values(pad_values),
             dilation_rate=dilation_rate,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),
             kernel_quantizer=kernel_quantizer,
@@ -173,19 +204,28 @@ class HORQConv2D(lq.layers.QuantConv2D):
         columns = self.input_quantizer(patches)
         return tf.tensordot(columns, tf.reshape(kernel, [-1, self.filters]), axes=1)
 
-    def _deployable_output(self, inputs, kernel):
+    def _deployable_output(self, inputs, kernel, channel_scale=None):
+        """``sum_i (H_i ⊛ B) * (alpha * channel_scale) * beta_i`` (pixel or sample form).
+
+        The per-channel constant ``alpha * channel_scale`` multiplies each binary
+        convolution before the data-dependent ``beta_i``, so LCE folds it into the
+        ``LceBconv2d`` output transform (``channel_scale``: a folded batch norm's scale,
+        see ``horq_keras.converters.horq_export``). The terms are summed by pairwise
+        additions: TFLite runs ADD in XNNPACK with the multiplies, ADD_N in its own kernel.
+        """
         # Convolve with the ±1 kernel B and scale by alpha afterwards (eq. 18–19): the
         # binary sum is then an exact integer, as in LCE's popcount, so a zero output
         # stays exactly zero and the next layer's sign agrees with the converted model.
         alpha = tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2])
         signs_kernel = tf.math.divide_no_nan(kernel, alpha)
+        scale = alpha if channel_scale is None else alpha * channel_scale
         axis = _DEPLOYABLE_AXES[self.beta_form]
         outputs = []
         for beta, sign in residual_bases(inputs, self.order, axis, self.clip_value):
             if self.beta_form == "pixel":
                 beta = self._receptive_field_mean(beta)
-            outputs.append(self._binary_conv(sign, signs_kernel) * alpha * beta)
-        return tf.add_n(outputs)
+            outputs.append(self._binary_conv(sign, signs_kernel) * scale * beta)
+        return sum(outputs[1:], outputs[0])
 
     def _merged_sample_output(self, inputs, kernel):
         """Training path of the sample form: one convolution instead of ``order``.
@@ -199,9 +239,13 @@ class HORQConv2D(lq.layers.QuantConv2D):
         pad_value = self.pad_values * tf.add_n([beta for beta, _ in bases])
         return self._binary_conv(approximation, kernel, pad_value)
 
-    def call(self, inputs, training=None):
+    def _quantized_kernel(self):
+        """``alpha * sign(W)``: the kernel through ``kernel_quantizer`` (eq. 18–19)."""
         with lq.context.quantized_scope(True):
-            kernel = tf.convert_to_tensor(self.kernel)
+            return tf.convert_to_tensor(self.kernel)
+
+    def call(self, inputs, training=None):
+        kernel = self._quantized_kernel()
         if self.beta_form == "column":
             outputs = self._column_output(inputs, kernel)
         elif self.beta_form == "sample" and training:
@@ -217,7 +261,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         }
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class HORQDense(lq.layers.QuantDense):
     r"""Dense layer with order-K HORQ inputs and binary weights (eq. 16–19).
 
@@ -245,7 +289,8 @@ class HORQDense(lq.layers.QuantDense):
         **kwargs,
     ):
         self.order = check_order(order)
-        self.clip_value = clip_value
+        self.clip_value = check_clip_value(clip_value)
+        check_float32(kwargs.get("dtype"), "HORQDense")
         super().__init__(
             units,
             input_quantizer=ResidualSign(order, clip_value=clip_value, axis=-1),

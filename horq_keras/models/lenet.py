@@ -13,28 +13,12 @@ The 512-unit fully connected layer is a 4x4 convolution over the whole 4x4 map, 
 is the same product but lowers to LCE's binary convolution (a dense layer stays float).
 """
 
-import larq as lq
 import tensorflow as tf
 
-from horq_keras.layers import HORQConv2D
+from horq_keras.models._convs import VARIANTS, check_variant, quantized_conv
 from horq_keras.quantizers import check_order
 
 __all__ = ["horq_lenet", "VARIANTS"]
-
-#: ``float``: no quantization; ``binary_weights``: BinaryConnect-like alpha*sign(W)
-#: with float inputs; ``horq``: HORQ inputs of ``order`` K (K = 1 is XNOR-Net).
-VARIANTS = ("float", "binary_weights", "horq")
-
-
-def _quantized_conv(variant, filters, kernel_size, order, beta_form, name):
-    if variant == "horq":
-        return HORQConv2D(filters, kernel_size, order=order, beta_form=beta_form, name=name)
-    if variant == "binary_weights":
-        return lq.layers.QuantConv2D(
-            filters, kernel_size, kernel_quantizer="magnitude_aware_sign",
-            kernel_constraint="weight_clip", use_bias=False, name=name,
-        )
-    return tf.keras.layers.Conv2D(filters, kernel_size, use_bias=False, name=name)
 
 
 def horq_lenet(
@@ -56,8 +40,7 @@ def horq_lenet(
         num_classes: number of output classes.
         name: model name (default ``horq_lenet_<variant>[_order<K>]``).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"`variant` must be one of {VARIANTS}; got {variant!r}.")
+    check_variant(variant)
     check_order(order)
     if name is None:
         name = f"horq_lenet_{variant}" + (f"_order{order}" if variant == "horq" else "")
@@ -66,10 +49,11 @@ def horq_lenet(
     x = tf.keras.layers.Conv2D(32, 5, use_bias=False, name="conv1_float")(inputs)
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="bn1")(x)
     x = tf.keras.layers.MaxPool2D(2, name="pool1")(x)
-    x = _quantized_conv(variant, 64, 5, order, beta_form, "conv2")(x)
+    x = quantized_conv(variant, 64, 5, order=order, beta_form=beta_form, name="conv2")(x)
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="bn2")(x)
     x = tf.keras.layers.MaxPool2D(2, name="pool2")(x)
-    x = _quantized_conv(variant, 512, tuple(x.shape[1:3]), order, beta_form, "fc3")(x)
+    x = quantized_conv(variant, 512, tuple(x.shape[1:3]), order=order, beta_form=beta_form,
+                       name="fc3")(x)
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="bn3")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     x = tf.keras.layers.Dense(num_classes, name="logits_float")(x)

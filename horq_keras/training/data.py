@@ -1,0 +1,329 @@
+"""Training data for ``horq-keras train``: ``mnist | idx:DIR | folder:DIR | tfds:NAME``.
+
+Two steps, so that every data error is found before the output folder is touched:
+:func:`inspect_data` checks the source and reads what it is cheap to read (class
+names, counts, image shape), raising :class:`DataError` with one line that names
+``--data`` or ``--data-dir``; :func:`make_datasets` then builds the ``tf.data``
+pipelines ``(train, val)`` of ``(image float32 in [0, 1], integer label)`` batches.
+
+Sources:
+
+- ``mnist`` — the MNIST IDX files, SHA-256-checked, from ``--data-dir``,
+  ``$HORQ_KERAS_MNIST_DIR`` or ``./data/mnist`` (never downloaded).
+- ``idx:DIR`` — any dataset in MNIST's IDX layout (``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-...``; plain or ``.gz``), no checksums.
+- ``folder:DIR`` — ``DIR/train/<class>/*`` and ``DIR/val/<class>/*``, JPEG or PNG
+  (classes: the sorted subfolder names of ``train/``). A file named like an image whose
+  first bytes are not a JPEG or PNG signature is **skipped with a warning naming it**;
+  a class folder left with no image is an error. A file whose header is valid but whose
+  body is damaged is dropped by the pipeline (``Dataset.ignore_errors``), with
+  TensorFlow's warning.
+- ``tfds:NAME`` — a dataset prepared by ``tensorflow-datasets`` in ``--data-dir``
+  (``DIR/NAME/<version>/``, read with ``tfds.builder_from_directory``, never
+  downloaded); splits ``train`` and ``validation`` (else ``test``). Needs the
+  optional extra ``pip install 'horq-keras[tfds]'``.
+
+Pipelines: IDX data as in :func:`horq_keras.datasets.mnist_datasets` (no augmentation).
+Folders and TFDS (Group-Net §4.1, the standard ImageNet recipe): decode in parallel,
+resize the shorter side to ``image_size / 0.875``, ``cache()`` when that fits in
+:data:`CACHE_BYTES`; training takes a random-resized crop (area 8–100 %, aspect 3/4–4/3)
+to ``image_size`` and a random horizontal flip, evaluation the centre crop. Order and
+augmentation are deterministic under the seed (stateless random ops fed by
+``Dataset.random(seed)``); ``prefetch(AUTOTUNE)`` at the end.
+"""
+
+import dataclasses
+import os
+import pathlib
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from horq_keras import datasets
+from horq_keras.training.sources import DataSource, parse_source
+
+__all__ = ["CACHE_BYTES", "DataError", "DataInfo", "DataSource", "inspect_data",
+           "make_datasets", "parse_source"]
+
+#: Largest estimated size of the decoded, resized images that ``cache()`` keeps in memory.
+CACHE_BYTES = 1 << 30
+
+#: Resize factor of the ImageNet evaluation crop (224 of 256).
+CROP_FRACTION = 0.875
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+class DataError(ValueError):
+    """Unusable training data; the message is one line naming the option to fix."""
+
+
+@dataclasses.dataclass
+class DataInfo:
+    """What :func:`inspect_data` found; :func:`make_datasets` builds pipelines from it."""
+
+    source: DataSource
+    input_shape: tuple
+    num_classes: int
+    train_count: int
+    val_count: int
+    image_size: int = None
+    arrays: tuple = None  # IDX: ((x_train, y_train), (x_val, y_val))
+    files: tuple = None  # folder: ((paths, labels) train, (paths, labels) val)
+    tfds_builder: object = None
+    tfds_splits: tuple = None
+    skipped: list = dataclasses.field(default_factory=list)
+
+    def steps_per_epoch(self, batch_size):
+        """Training batches per epoch (a damaged file dropped by the pipeline makes one
+        fewer image, which ``tf.data`` cannot know in advance)."""
+        return -(-self.train_count // batch_size)
+
+    def describe(self):
+        return (f"data {self.source}: {self.train_count} training and {self.val_count} "
+                f"validation images of shape {self.input_shape}, {self.num_classes} classes")
+
+
+def _mnist_directory(data_dir):
+    if data_dir is not None:
+        source, directory = "--data-dir", pathlib.Path(data_dir)
+    elif os.environ.get(datasets.ENV_VAR):
+        source, directory = f"${datasets.ENV_VAR}", pathlib.Path(os.environ[datasets.ENV_VAR])
+    else:
+        source, directory = "--data-dir", pathlib.Path.cwd() / datasets.DEFAULT_DIR
+    if not directory.is_dir():
+        raise DataError(f"{source}: MNIST directory {directory} does not exist; point "
+                        f"--data-dir at the IDX files or run {datasets.FIX_COMMAND}.")
+    return directory, source
+
+
+def _idx_info(source, data_dir, limit_train, limit_val):
+    if source.kind == "mnist":
+        directory, option = _mnist_directory(data_dir)
+        loader = datasets.load_mnist
+    else:
+        directory, option = pathlib.Path(source.location), f"--data {source}"
+        if not directory.is_dir():
+            raise DataError(f"{option}: directory {directory} does not exist.")
+        loader = datasets.load_idx
+    try:
+        (x_train, y_train), (x_val, y_val) = loader(directory)
+    except (datasets.MnistNotFoundError, datasets.MnistDataError) as error:
+        raise DataError(f"{option}: {error}") from error
+    x_train, y_train = x_train[:limit_train], y_train[:limit_train]
+    x_val, y_val = x_val[:limit_val], y_val[:limit_val]
+    if x_train.ndim != 3 or len(x_train) == 0 or len(x_val) == 0:
+        raise DataError(f"{option}: expected (N, height, width) images with N >= 1 in both "
+                        f"splits; got {x_train.shape} and {x_val.shape}.")
+    return DataInfo(source, (*x_train.shape[1:], 1), int(max(y_train.max(), y_val.max())) + 1,
+                    len(x_train), len(x_val), arrays=((x_train, y_train), (x_val, y_val)))
+
+
+def _is_image(path):
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return any(head.startswith(signature) for signature in _SIGNATURES)
+
+
+def _class_files(split_dir, classes, option, skipped):
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        folder = split_dir / name
+        if not folder.is_dir():
+            continue
+        found = 0
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in _IMAGE_SUFFIXES or not path.is_file():
+                continue
+            if not _is_image(path):
+                warnings.warn(f"{option}: skipping {path}: not a JPEG or PNG file "
+                              f"(corrupt or misnamed).", stacklevel=2)
+                skipped.append(str(path))
+                continue
+            paths.append(str(path))
+            labels.append(label)
+            found += 1
+        if found == 0 and split_dir.name == "train":
+            raise DataError(f"{option}: class folder {folder} has no JPEG or PNG images.")
+    return paths, labels
+
+
+def _subset(paths, labels, limit, seed):
+    """The first ``limit`` of a seeded permutation (all when ``limit`` is None)."""
+    order = np.random.default_rng(seed).permutation(len(paths))[:limit]
+    return [paths[i] for i in order], [labels[i] for i in order]
+
+
+def _folder_info(source, image_size, limit_train, limit_val, seed):
+    root, option = pathlib.Path(source.location), f"--data {source}"
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise DataError(f"{option}: {root / split} does not exist; an image folder holds "
+                            f"train/<class>/ and val/<class>/ subfolders.")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{option}: {root / 'train'} has no class subfolders.")
+    extra = sorted({p.name for p in (root / "val").iterdir() if p.is_dir()} - set(classes))
+    if extra:
+        raise DataError(f"{option}: val/ has classes that train/ lacks: {', '.join(extra)}.")
+    skipped = []
+    train = _subset(*_class_files(root / "train", classes, option, skipped), limit_train, seed)
+    val = _subset(*_class_files(root / "val", classes, option, skipped), limit_val, 0)
+    if not val[0]:
+        raise DataError(f"{option}: {root / 'val'} has no JPEG or PNG images.")
+    image = tf.io.decode_image(tf.io.read_file(train[0][0]), expand_animations=False)
+    return DataInfo(source, (image_size, image_size, int(image.shape[-1])), len(classes),
+                    len(train[0]), len(val[0]), image_size=image_size, files=(train, val),
+                    skipped=skipped)
+
+
+def _tfds_info(source, data_dir, image_size):
+    option = f"--data {source}"
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DataError(f"{option}: needs tensorflow-datasets (pip install "
+                        f"'horq-keras[tfds]').") from error
+    if data_dir is None:
+        raise DataError(f"{option}: --data-dir must name the folder that holds the prepared "
+                        f"dataset ({source.location}/<version>/); nothing is downloaded.")
+    folder = pathlib.Path(data_dir) / source.location
+    versions = sorted((p for p in folder.glob("*") if (p / "dataset_info.json").is_file()),
+                      key=lambda p: [int(v) if v.isdigit() else v for v in p.name.split(".")])
+    if not versions:
+        raise DataError(f"--data-dir: {folder} holds no prepared TFDS dataset "
+                        f"({source.location}/<version>/dataset_info.json); prepare it with "
+                        f"tensorflow-datasets first, nothing is downloaded.")
+    builder = tfds.builder_from_directory(str(versions[-1]))
+    splits = builder.info.splits
+    val_split = "validation" if "validation" in splits else "test"
+    if "train" not in splits or val_split not in splits:
+        raise DataError(f"--data-dir: {versions[-1]} needs a 'train' and a 'validation' or "
+                        f"'test' split; it has {', '.join(splits)}.")
+    channels = builder.info.features["image"].shape[-1] or 3
+    return DataInfo(source, (image_size, image_size, channels),
+                    builder.info.features["label"].num_classes, splits["train"].num_examples,
+                    splits[val_split].num_examples, image_size=image_size,
+                    tfds_builder=builder, tfds_splits=("train", val_split))
+
+
+def inspect_data(source, *, data_dir=None, image_size=None, limit_train=None, limit_val=None,
+                 seed=0):
+    """Check ``source`` and describe it (see the module docstring); no pipeline yet.
+
+    ``image_size`` is the side of the square inputs of folder and TFDS data (default
+    224); IDX data keep their own size.
+    """
+    if source.kind in ("mnist", "idx"):
+        if image_size is not None:
+            raise DataError(f"--image-size: applies to folder: and tfds: data; {source} keeps "
+                            f"its own image size.")
+        if source.kind == "idx" and data_dir is not None:
+            raise DataError("--data-dir: applies to --data mnist and tfds:NAME; idx:DIR names "
+                            "its directory itself.")
+        return _idx_info(source, data_dir, limit_train, limit_val)
+    if source.kind == "folder" and data_dir is not None:
+        raise DataError("--data-dir: applies to --data mnist and tfds:NAME; folder:DIR names "
+                        "its directory itself.")
+    image_size = 224 if image_size is None else image_size
+    if source.kind == "folder":
+        return _folder_info(source, image_size, limit_train, limit_val, seed)
+    info = _tfds_info(source, data_dir, image_size)
+    info.train_count = min(info.train_count, limit_train or info.train_count)
+    info.val_count = min(info.val_count, limit_val or info.val_count)
+    return info
+
+
+def _resize_shorter_side(image, side):
+    """Resize so that the shorter side is ``side`` pixels, keeping the aspect ratio."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(side, tf.float32) / tf.reduce_min(shape)
+    size = tf.cast(tf.math.round(shape * scale), tf.int32)
+    return tf.cast(tf.image.resize(image, size, antialias=True), tf.uint8)
+
+
+def _random_resized_crop(image, size, seed):
+    """Random crop of 8–100 % of the area, aspect 3/4–4/3, resized to ``size``; a flip."""
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), tf.zeros([0, 0, 4], tf.float32), seed=seed[0],
+        area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10,
+        use_image_if_no_bounding_boxes=True)
+    crop = tf.slice(image, begin, crop_size)
+    crop = tf.image.resize(crop, (size, size), antialias=True)
+    return tf.image.stateless_random_flip_left_right(crop, seed=seed[1])
+
+
+def _centre_crop(image, size):
+    return tf.image.resize_with_crop_or_pad(tf.cast(image, tf.float32), size, size)
+
+
+def _resized_side(info):
+    return int(round(info.image_size / CROP_FRACTION))
+
+
+def _fits(info, count):
+    """Whether ``count`` resized images (aspect up to 4:3) fit in :data:`CACHE_BYTES`."""
+    return count * _resized_side(info) ** 2 * 4 / 3 * info.input_shape[-1] <= CACHE_BYTES
+
+
+def _image_datasets(train, val, info, batch_size, seed):
+    """Decoded-image datasets ``(image uint8, label)`` -> augmented/cropped batches."""
+    size, side, autotune = info.image_size, _resized_side(info), tf.data.AUTOTUNE
+
+    def prepare(dataset):
+        dataset = dataset.map(lambda x, y: (_resize_shorter_side(x, side), y),
+                              num_parallel_calls=autotune, deterministic=True)
+        return dataset.ignore_errors(log_warning=True)
+
+    train = prepare(train)
+    if _fits(info, info.train_count):
+        train = train.cache().shuffle(min(info.train_count, 16384), seed=seed)
+    else:  # files are shuffled before decoding; mix neighbours too
+        train = train.shuffle(1024, seed=seed)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+    train = tf.data.Dataset.zip((train, seeds)).map(
+        lambda pair, s: (_random_resized_crop(pair[0], size, tf.reshape(s, (2, 2))) / 255.0,
+                         pair[1]),
+        num_parallel_calls=autotune, deterministic=True)
+    val = prepare(val)
+    val = val.cache() if _fits(info, info.val_count) else val
+    val = val.map(lambda x, y: (_centre_crop(x, size) / 255.0, y), num_parallel_calls=autotune,
+                  deterministic=True)
+    return (train.batch(batch_size).prefetch(autotune), val.batch(batch_size).prefetch(autotune))
+
+
+def _decode_file(path, label, channels):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    return image, label
+
+
+def make_datasets(info, *, batch_size, seed=0):
+    """Batched ``tf.data`` pipelines ``(train, val)`` (see the module docstring)."""
+    if info.arrays is not None:
+        return datasets.mnist_datasets(batch_size, data=info.arrays, seed=seed)
+    channels = info.input_shape[-1]
+    if info.files is not None:
+        (train_paths, train_labels), (val_paths, val_labels) = info.files
+
+        def files(paths, labels, shuffle):
+            dataset = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64)))
+            if shuffle:
+                dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            return dataset.map(lambda p, y: _decode_file(p, y, channels),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        return _image_datasets(files(train_paths, train_labels,
+                                     not _fits(info, info.train_count)),
+                               files(val_paths, val_labels, False), info, batch_size, seed)
+    import tensorflow_datasets as tfds
+
+    train_split, val_split = info.tfds_splits
+    read_config = tfds.ReadConfig(shuffle_seed=seed)
+    train = info.tfds_builder.as_dataset(split=f"{train_split}[:{info.train_count}]",
+                                         as_supervised=True, shuffle_files=True,
+                                         read_config=read_config)
+    val = info.tfds_builder.as_dataset(split=f"{val_split}[:{info.val_count}]",
+                                       as_supervised=True, shuffle_files=False)
+    return _image_datasets(train, val, info, batch_size, seed)

@@ -1,0 +1,149 @@
+"""Parity with real data: a trained MNIST LeNet whose one logit bias is shifted by +2 must
+fail against the original .tflite (real MNIST images, synthetic inputs, every data form
+and the command line), the original must pass, and the report says what was compared."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from horq_keras.converters import convert, verify
+from horq_keras.converters.logits import flatbuffer_logits, keras_logits
+from horq_keras.converters.parity_data import ParityData, parity_data
+from horq_keras.tflite.runner import run_tflite
+
+from horq_keras.cli import main as cli_main
+from horq_keras.datasets import load_mnist, scale_images
+from horq_keras.models import horq_lenet
+
+MNIST = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"
+SAMPLES = 300
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A LeNet (binary weights) trained for one short epoch on real MNIST, saved and
+    converted, plus a copy whose class-3 logit bias is shifted by +2."""
+    directory = tmp_path_factory.mktemp("trained")
+    (x_train, y_train), (x_test, y_test) = load_mnist(MNIST)
+    tf.random.set_seed(0)
+    model = horq_lenet(variant="binary_weights")
+    model.compile(tf.keras.optimizers.Adam(5e-3), "sparse_categorical_crossentropy")
+    model.fit(scale_images(x_train[:4096]).numpy(), y_train[:4096], batch_size=64, epochs=1,
+              verbose=0)
+    paths = {name: str(directory / name) for name in ("model.h5", "model.tflite", "bias.h5")}
+    model.save(paths["model.h5"])
+    convert(model, paths["model.tflite"], verify_data=False)
+    layer = model.get_layer("logits_float")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, bias + 2.0 * (np.arange(len(bias)) == 3)])
+    model.save(paths["bias.h5"])
+    x, y = scale_images(x_test[:SAMPLES]).numpy(), y_test[:SAMPLES]
+    return {"paths": paths, "perturbed": model, "x": x, "y": y, "directory": directory}
+
+
+def test_real_data_passes_with_accuracy(trained):
+    result = verify(trained["paths"]["model.h5"], trained["paths"]["model.tflite"],
+                    data=(trained["x"], trained["y"]))
+    assert result.ok and result.compared == "pre-softmax logits"
+    assert result.samples == SAMPLES and result.inputs == "given (inputs, labels)"
+    assert result.keras_accuracy > 0.8
+    assert abs(result.keras_accuracy - result.tflite_accuracy) <= 0.01
+    assert result.samples_within >= 0.99 and result.top1_agreement >= 0.99
+
+
+@pytest.mark.parametrize("form", ["tuple", "array", "dataset", "synthetic"])
+def test_shifted_bias_fails(trained, form):
+    x, y = trained["x"], trained["y"]
+    data = {"tuple": (x, y), "array": x, "synthetic": None,
+            "dataset": tf.data.Dataset.from_tensor_slices((x, y)).batch(64)}[form]
+    result = verify(trained["perturbed"], trained["paths"]["model.tflite"], data=data)
+    assert not result.ok and "FAILED" in result.summary()
+    assert result.max_abs_diff == pytest.approx(2.0, abs=0.05)
+    assert result.samples_within < 0.5
+    if form == "dataset":
+        assert result.samples == SAMPLES and result.keras_accuracy is not None
+    if form == "synthetic":
+        assert result.samples == 64
+        assert result.inputs.endswith("10 of 10 classes predicted")
+
+
+def test_synthetic_inputs_reach_every_class(trained):
+    model = tf.keras.models.load_model(trained["paths"]["model.h5"])
+    data = parity_data(model, 20)
+    assert data.inputs[0].shape == (20, 28, 28, 1) and data.labels is None
+    assert 0.0 <= data.inputs[0].min() and data.inputs[0].max() <= 1.0
+    predicted = np.argmax(model.predict(data.inputs[0], verbose=0), 1)
+    assert set(predicted) == set(range(10))
+
+
+def test_cli_real_data(trained, capsys, tmp_path):
+    paths = trained["paths"]
+    report = tmp_path / "parity.json"
+    status = cli_main(["verify", paths["bias.h5"], paths["model.tflite"], "--data",
+                       f"idx:{MNIST}", "--samples", "200", "--report", str(report), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 1 and "FAILED" in out and "MNIST test set" in out
+    saved = json.loads(report.read_text())
+    assert saved["ok"] is False and saved["samples"] == 200
+    assert saved["keras_accuracy"] is not None and saved["compared"] == "pre-softmax logits"
+
+    np.save(tmp_path / "x.npy", trained["x"][:50])
+    np.save(tmp_path / "y.npy", trained["y"][:50])
+    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], "--data",
+                       str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0 and "x.npy with labels" in out and "first 50 samples" in out
+    assert "accuracy Keras" in out
+
+    status = cli_main(["convert", paths["bias.h5"], "-o", str(tmp_path / "b.tflite"),
+                       "--data", f"idx:{MNIST}", "--verify", "100", "--quiet"])
+    assert status == 0  # the shifted model converts to its own, equal, flatbuffer
+    out = capsys.readouterr().out
+    assert "100 samples (MNIST test set" in out and ": OK" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "nope.txt"], "--data must be `mnist`, `idx:DIR` or a .npy file"),
+    (["--data", "missing.npy"], "--data: no such file"),
+    (["--labels", "y.npy"], "--labels needs --data PATH.npy"),
+    (["--data", "idx:"], "--data idx:DIR needs a directory"),
+    (["--data", "idx:/nonexistent"], "--data: MNIST directory /nonexistent"),
+])
+def test_cli_bad_data(trained, capsys, argv, message):
+    paths = trained["paths"]
+    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], *argv, "--quiet"])
+    assert status == 2 and message in capsys.readouterr().err
+
+
+def test_bad_data_forms(trained):
+    model, x, y = trained["perturbed"], trained["x"], trained["y"]
+    with pytest.raises(ValueError, match="labels must be 300 class ids"):
+        parity_data(model, (x, y[:10]))
+    with pytest.raises(ValueError, match="a tuple must be \\(inputs, labels\\)"):
+        parity_data(model, (x, y, y))
+    with pytest.raises(ValueError, match="infinite"):
+        parity_data(model, tf.data.Dataset.from_tensor_slices((x, y)).repeat())
+    with pytest.raises(ValueError, match="must be >= 1 samples"):
+        parity_data(model, 0)
+    one_hot = parity_data(model, ParityData([x], np.eye(10)[y], "mine"))
+    assert np.array_equal(one_hot.labels, y) and one_hot.source == "mine"
+
+
+def test_logits_of_a_dense_softmax(tmp_path):
+    tf.random.set_seed(1)
+    model = tf.keras.Sequential([tf.keras.Input((6,)),
+                                 tf.keras.layers.Dense(4, activation="softmax")])
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    kernel, bias = model.layers[0].get_weights()
+    assert np.allclose(keras_logits(model)(x), x @ kernel + bias, atol=1e-5)
+    assert np.allclose(model(x), tf.nn.softmax(x @ kernel + bias), atol=1e-6)  # unchanged
+    import larq_compute_engine as lce
+
+    flatbuffer = lce.convert_keras_model(model)
+    (logits,) = run_tflite(flatbuffer_logits(flatbuffer), [x])
+    assert np.allclose(logits, x @ kernel + bias, atol=1e-5)
+    no_softmax = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(4)])
+    assert keras_logits(no_softmax) is None
+    assert flatbuffer_logits(lce.convert_keras_model(no_softmax)) is None

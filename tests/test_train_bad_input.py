@@ -1,0 +1,141 @@
+"""``horq-keras train`` bad input: one line on stderr, exit code 2, nothing written.
+
+Each case of the README's table; none may print a traceback or download anything.
+"""
+
+import pathlib
+
+import horq_keras  # noqa: F401
+import pytest
+from train_data import REAL_MNIST, mnist_folder, needs_mnist
+
+from horq_keras.cli import main
+from horq_keras.datasets import ENV_VAR
+from horq_keras.training.data import inspect_data
+from horq_keras.training.sources import parse_source
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return mnist_folder(tmp_path_factory.mktemp("digits"), n_train=20, n_val=10)
+
+
+def run_train(args, out, capsys):
+    """``main(["train", ...])``: (exit code, stderr); argparse errors count too."""
+    try:
+        code = main(["train", *args, "--output-dir", str(out)])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capsys.readouterr().err
+
+
+def assert_refused(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = run_train(args, out, capsys)
+    assert code == 2, err
+    assert message in err, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip() and "usage:" not in line
+             and not line.startswith(" ")]
+    assert len(lines) == 1, err
+    assert not out.exists()
+
+
+# (case, arguments, message): the table of the README ("Bad input").
+CASES = [
+    ("unknown model", ["--model", "resnet9000"], "--model: unknown model 'resnet9000'"),
+    ("unknown model argument", ["--model-arg", "depth=3"],
+     "--model-arg depth: horq_lenet takes no argument 'depth'"),
+    ("mistyped model argument", ["--model-arg", "order=two"],
+     "--model-arg order: must be an integer; got 'two'"),
+    ("model argument without =", ["--model-arg", "order"], "--model-arg: expected key=value"),
+    ("model argument the builder refuses", ["--model-arg", "order=0"],
+     "--model horq_lenet with {'order': 0}"),
+    ("reserved model argument", ["--model-arg", "num_classes=3"],
+     "--model-arg num_classes: set by the trainer from the data"),
+    ("--order on a model without it", ["--model", "groupnet_alexnet", "--order", "2"],
+     "--order: groupnet_alexnet has no order argument"),
+    ("malformed --data", ["--data", "imagenet"],
+     "argument --data: must be mnist, idx:DIR, folder:DIR or tfds:NAME"),
+    ("missing --data-dir", ["--data-dir", "/no/such/mnist"],
+     "--data-dir: MNIST directory /no/such/mnist does not exist"),
+    ("missing idx:DIR", ["--data", "idx:/no/such/idx"],
+     "--data idx:/no/such/idx: directory /no/such/idx does not exist"),
+    ("missing folder:DIR", ["--data", "folder:/no/such/images"],
+     "--data folder:/no/such/images: /no/such/images/train does not exist"),
+    ("tfds without --data-dir", ["--data", "tfds:imagenet2012"],
+     "--data tfds:imagenet2012: --data-dir must name the folder"),
+    ("tfds not prepared", ["--data", "tfds:imagenet2012", "--data-dir", "/no/such/tfds"],
+     "--data-dir: /no/such/tfds/imagenet2012 holds no prepared TFDS dataset"),
+    ("--image-size with IDX data", ["--image-size", "64"], "--image-size: applies to folder:"),
+    ("seed out of range", ["--seed", "4294967296"],
+     "argument --seed: must be an integer in [0, 4294967295]; got '4294967296'"),
+    ("unknown recipe", ["--recipe", "imagenet"], "argument --recipe: invalid choice: 'imagenet'"),
+    ("bad recipe value", ["--lr-milestones", "30,10"],
+     "argument --lr-milestones: must be increasing comma-separated epochs"),
+    ("step schedule without milestones", ["--schedule", "step"],
+     "--lr-milestones: a 'step' schedule needs at least one epoch"),
+    ("distillation weight above 1", ["--distill-weight", "2"],
+     "--distill-weight: must be in [0, 1]"),
+    ("missing teacher file", ["--teacher", "/no/such/teacher.h5"], "--teacher"),
+    ("epochs 0", ["--epochs", "0"], "argument --epochs: must be an integer >= 1; got '0'"),
+    ("bad --beta-form", ["--beta-form", "foo"], "argument --beta-form: invalid choice: 'foo'"),
+    ("negative learning rate", ["--learning-rate", "-1"],
+     "argument --learning-rate: must be a finite number > 0"),
+]
+
+
+@needs_mnist
+@pytest.mark.parametrize("case, args, message", CASES, ids=[case[0] for case in CASES])
+def test_refused(case, args, message, tmp_path, capsys, monkeypatch):
+    if "--data-dir" not in args and not any(a.startswith(("idx:", "folder:", "tfds:"))
+                                            for a in args):
+        args = [*args, "--data-dir", str(REAL_MNIST)]
+    assert_refused(args, message, tmp_path, capsys)
+
+
+def test_no_local_mnist_is_an_error_not_a_download(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert_refused([], "--data-dir: MNIST directory", tmp_path, capsys)
+
+
+def test_class_folder_without_images(tmp_path, capsys):
+    root = mnist_folder(tmp_path / "digits", n_train=20, n_val=10)
+    (root / "train" / "empty").mkdir()
+    (root / "train" / "empty" / "notes.txt").write_text("no image here")
+    assert_refused(["--data", f"folder:{root}"],
+                   f"class folder {root / 'train' / 'empty'} has no JPEG or PNG images",
+                   tmp_path, capsys)
+
+
+def test_image_size_the_model_cannot_take(folder, tmp_path, capsys):
+    assert_refused(["--data", f"folder:{folder}", "--image-size", "8"],
+                   "--model horq_lenet with its defaults and input shape (8, 8, 1)",
+                   tmp_path, capsys)
+
+
+def test_output_dir_that_is_a_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("a file")
+    code, err = run_train(["--data-dir", str(REAL_MNIST)], out, capsys)
+    assert code == 2 and f"--output-dir: {out} exists and is not a directory" in err
+    assert out.read_text() == "a file"
+
+
+def test_corrupt_image_is_skipped_with_a_warning_naming_it(folder, tmp_path):
+    root = mnist_folder(tmp_path / "digits", n_train=20, n_val=10)
+    corrupt = root / "train" / "3" / "broken.png"
+    corrupt.write_bytes(b"not a png at all")
+    with pytest.warns(UserWarning, match=f"skipping {corrupt}: not a JPEG or PNG"):
+        info = inspect_data(parse_source(f"folder:{root}"), image_size=32)
+    assert info.skipped == [str(corrupt)] and info.train_count == 20
+    assert str(corrupt) not in info.files[0][0]
+
+
+def test_val_classes_must_be_training_classes(tmp_path, capsys):
+    root = mnist_folder(tmp_path / "digits", n_train=20, n_val=10)
+    (root / "val" / "unicorn").mkdir()
+    assert_refused(["--data", f"folder:{root}"], "val/ has classes that train/ lacks: unicorn",
+                   tmp_path, capsys)
+
