@@ -386,9 +386,10 @@ def test_non_finite_input_stays_in_its_beta_group(rng, beta_form, bad):
     clean = layer(x).numpy()
     x[0, 3, 4, 1] = bad
     y = layer(x).numpy()
-    # Other samples: unaffected, and equal to their output computed alone.
+    # Other samples: unaffected, and equal to their output computed alone (up to float
+    # rounding: the column form's matmul may block differently for another batch size).
     np.testing.assert_array_equal(y[1:], clean[1:])
-    np.testing.assert_array_equal(y[1:], layer(x[1:]).numpy())
+    np.testing.assert_allclose(y[1:], layer(x[1:]).numpy(), rtol=1e-5, atol=1e-6)
     # Sample 0: non-finite exactly in the beta group of the bad pixel.
     if beta_form == "sample":
         group = np.ones(y.shape[1:3], dtype=bool)
