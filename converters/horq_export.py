@@ -20,11 +20,12 @@ calls it); training keeps the two layers.
 import tensorflow as tf
 
 from horq_keras.layers import HORQConv2D
+from horq_keras.serialization import register
 
 __all__ = ["FoldedHORQConv2D", "fold_horq_batch_norms"]
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class FoldedHORQConv2D(HORQConv2D):
     """Inference form of ``HORQConv2D -> BatchNormalization`` (module docstring).
 

@@ -30,6 +30,7 @@ OBJECTS = {
     "horq_keras.layers.bitplane": ("BitPlaneConv2D",),
     "horq_keras.groupnet.quantizers": ("BinaryWeight", "UniformActivation"),
     "horq_keras.groupnet.branches": ("BranchScales",),
+    "horq_keras.converters.horq_export": ("FoldedHORQConv2D",),
 }
 
 _KERAS = "tf_keras"
