@@ -5,6 +5,9 @@
 VENV ?= .venv
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), one test file each: TensorFlow's tracing and LCE's
+# converter are single-threaded, so two processes use both cores of a 2-core machine.
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-test data train test arm-setup
 
@@ -21,7 +24,7 @@ train: setup
 	$(VENV)/bin/horq-keras train $(TRAIN_ARGS)
 
 test: setup-test
-	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 arm-setup:
 	scripts/setup_arm_emulation.sh

@@ -13,8 +13,8 @@ accuracy is the trainer's Keras accuracy on the 10,000 test images. The paper's 
 Command and budget: ``nice -n 10 python benchmarks/groupnet_mnist_trainer.py`` trains
 10 configurations x 3 seeds = 30 networks of 4 epochs (ResNet-18 layout, widths
 8-16-32-64, 28x28): several hours on this 2-core x86 machine — a run for a quiet
-machine or CI, not for a test. ``--smoke`` (W1A1, bases 1-2, one seed, 64 images)
-checks the script in a few minutes. Results:
+machine or CI, not for a test. ``--smoke`` (W1A1, bases 1-2, one seed, 64 images, no
+conversion: the trainer's conversion has its own tests) checks the script in a minute. Results:
 ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``.
 """
 
@@ -45,7 +45,7 @@ def parse_args(argv):
                         help="skip the trainer's LCE conversion and parity check")
     return parse_smoke_args(parser, argv, {
         "epochs": 1, "seeds": [0], "bases": [1, 2], "activation_bits": [1],
-        "stage_filters": "4,4,8,8", "limit_train": 64, "limit_test": 32})
+        "stage_filters": "4,4,8,8", "limit_train": 64, "limit_test": 32, "no_convert": True})
 
 
 def train_run(partition, bases, bits, seed, args, workdir):

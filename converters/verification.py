@@ -3,7 +3,8 @@
 The outputs compared are the pre-softmax logits when the model ends in a softmax
 (:mod:`.logits`; probabilities saturate and hide real differences), the outputs
 otherwise. The tolerance is relative to the scale of what is compared
-(``atol + rtol * max|Keras logit|``); at least :data:`MIN_WITHIN` of the samples must
+(``atol + rtol * max|Keras logit|``); at least :data:`MIN_WITHIN` of the samples (and
+never fewer than all but one: :func:`~horq_keras.converters.report.misses_allowed`) must
 be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. With
 labels the report also gives both models' accuracy. The inputs come from
 :mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.

@@ -31,6 +31,7 @@ OBJECTS = {
     "horq_keras.groupnet.quantizers": ("BinaryWeight", "UniformActivation"),
     "horq_keras.groupnet.branches": ("BranchScales",),
     "horq_keras.converters.horq_export": ("FoldedHORQConv2D",),
+    "horq_keras.training.distill": ("DistillationLoss",),
 }
 
 _KERAS = "tf_keras"

@@ -14,13 +14,9 @@ import horq_keras  # noqa: F401  (selects Keras 2 before TensorFlow is used)
 import numpy as np
 import tensorflow as tf
 
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-)
 
-from horq_keras.training import registry  # noqa: E402
-from horq_keras.training.distribute import Distribution  # noqa: E402
+from horq_keras.training import registry
+from horq_keras.training.distribute import Distribution
 
 #: One small member of every model family of the registry: name -> (model args, input).
 FAMILIES = {
@@ -76,6 +72,10 @@ def train_family(distribution, name, model_args, input_shape):
 
 
 def main():
+    tf.config.set_logical_device_configuration(  # before TensorFlow starts: in main only
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
     distribution = Distribution.create(strategy="mirrored", batch_size=4, learning_rate=1e-2,
                                        tf_config="")
     print(json.dumps({"describe": distribution.describe()}), flush=True)

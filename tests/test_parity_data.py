@@ -11,6 +11,7 @@ import tensorflow as tf
 from horq_keras.converters import convert, verify
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import ParityData, parity_data
+from horq_keras.converters.report import Parity, misses_allowed
 from horq_keras.tflite.runner import run_tflite
 
 from horq_keras.cli import main as cli_main
@@ -147,3 +148,20 @@ def test_logits_of_a_dense_softmax(tmp_path):
     no_softmax = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(4)])
     assert keras_logits(no_softmax) is None
     assert flatbuffer_logits(lce.convert_keras_model(no_softmax)) is None
+
+
+@pytest.mark.parametrize("minimum, samples, allowed", [
+    (0.99, 32, 1), (0.99, 300, 3), (0.9, 32, 3), (1.0, 32, 0), (0.5, 1, 1)])
+def test_a_share_under_all_tolerates_one_sample(minimum, samples, allowed):
+    assert misses_allowed(minimum, samples) == allowed
+
+    def parity(within, top1):
+        return Parity(samples=samples, max_abs_diff=1.0, mean_abs_diff=0.1,
+                      reference_max_abs=2.0, samples_within=within / samples,
+                      top1_agreement=top1 / samples, min_within=minimum, min_top1=minimum)
+
+    assert parity(samples - allowed, samples).ok
+    assert parity(samples, samples - allowed).ok
+    if allowed < samples:
+        assert not parity(samples - allowed - 1, samples).ok
+        assert not parity(samples, samples - allowed - 1).ok

@@ -11,6 +11,8 @@ weights train.
 
 import tensorflow as tf
 
+from horq_keras.serialization import register
+
 __all__ = ["DistillationLoss", "StudentAccuracy", "distillation_model"]
 
 _EPSILON = 1e-7
@@ -30,7 +32,7 @@ def _split(y_pred):
     return student, teacher
 
 
-@tf.keras.utils.register_keras_serializable(package="horq_keras")
+@register
 class DistillationLoss(tf.keras.losses.Loss):
     """Cross-entropy on the labels plus the softened KL term (module docstring)."""
 
