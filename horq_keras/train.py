@@ -167,13 +167,18 @@ def compile_model(plan, model, *, learning_rate, epochs, steps_per_epoch, teache
     """
     optimizer = make_optimizer(plan.recipe, learning_rate, epochs, steps_per_epoch)
     if teacher is None:
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        return model
-    trained = distillation_model(model, teacher)
-    trained.compile(optimizer=optimizer, loss=DistillationLoss(
-        plan.recipe.distill_temperature, plan.recipe.distill_weight),
-        metrics=[StudentAccuracy()])
+        trained = model
+        trained.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                        metrics=["accuracy"])
+    else:
+        trained = distillation_model(model, teacher)
+        trained.compile(optimizer=optimizer, loss=DistillationLoss(
+            plan.recipe.distill_temperature, plan.recipe.distill_weight),
+            metrics=[StudentAccuracy()])
+    if isinstance(trained.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Each replica's metric is already the cluster's: Keras' default ("sum") would
+        # show it times the number of workers in the progress bar (accuracy 1.8).
+        trained.distribute_reduction_method = "first"
     return trained
 
 

@@ -140,6 +140,9 @@ def test_two_workers_train_identical_weights_and_chief_converts(tmp_path, cluste
         assert "global batch 64 = 32 per replica x 2" in start_line
         assert "auto-shard policy: DATA (mnist)" in start_line
     assert "worker 0 of 2 (chief)" in cluster.log(0) and "worker 1 of 2;" in cluster.log(1)
+    for index in range(2):  # the progress bar shows the cluster's accuracy, not a sum
+        shown = [float(a) for a in re.findall(r" accuracy: ([0-9.]+)", cluster.log(index))]
+        assert shown and max(shown) <= 1.0, shown
     assert_finished(cluster, output_dir)
     assert history_epochs(output_dir) == [0, 1]
     # The learning rate was scaled linearly with the global batch (64 / 32 = 2 x 2e-3).
