@@ -46,6 +46,15 @@ def test_help_is_quick_and_prints_no_tensorflow_log(argv):
     assert seconds < 5, f"horq-keras {' '.join(argv)} took {seconds:.2f} s"
 
 
+def test_a_subcommand_that_imports_tensorflow_prints_no_log_line():
+    result = subprocess.run([sys.executable, "-m", "horq_keras.cli", "train", "--list-models"],
+                            capture_output=True, text=True, env=_env_without_tf_settings(),
+                            timeout=300, check=False)
+    assert result.returncode == 0 and "groupnet_resnet18" in result.stdout, result.stderr
+    output = (result.stdout + result.stderr).lower()
+    assert not [m for m in TF_LOG_MARKERS if m.lower() in output], result.stderr
+
+
 def test_tensorflow_logging_is_quiet_unless_asked(monkeypatch, tmp_path):
     unwritable = str(tmp_path / "missing" / "bench.json")
     argv = ["bench", "model.tflite", "--json", unwritable]  # fails fast: exit status 2
