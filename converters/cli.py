@@ -20,15 +20,20 @@ __all__ = ["register"]
 _BAD_INPUT = (ValueError, OSError)  # exit status 2
 
 
-def _add_common(parser):
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE", help="import MODULE first (it registers the model's "
-                        "custom layers); repeatable")
+def add_tolerance_options(parser):
+    """``--atol`` and ``--rtol`` of the parity check (``convert``, ``verify``, ``train``)."""
     parser.add_argument("--atol", type=non_negative_number, default=None,
                         help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
     parser.add_argument("--rtol", type=non_negative_number, default=None,
                         help="parity: tolerance relative to max |Keras logit| (or output "
                         "without a softmax; float 1e-3, int8 0.1)")
+
+
+def _add_common(parser):
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="import MODULE first (it registers the model's "
+                        "custom layers); repeatable")
+    add_tolerance_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -371,7 +371,8 @@ def convert_and_verify(plan, model, val_set):
     """``horq_keras.converters.convert`` with the validation data; ``(report, status)``."""
     try:
         report = convert(model, plan.rundir.staging / "model.tflite",
-                         verify_data=_verify_batches(plan, val_set), progress=True)
+                         verify_data=_verify_batches(plan, val_set), atol=plan.args.atol,
+                         rtol=plan.args.rtol, progress=True)
     except RuntimeError as error:
         print(f"horq-keras train: conversion failed: {error}", file=sys.stderr)
         return None, EXIT_CONVERSION

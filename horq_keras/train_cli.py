@@ -8,6 +8,7 @@ import pathlib
 
 from horq_keras._checks import BETA_FORMS
 from horq_keras.argtypes import int_at_least
+from horq_keras.converters.cli import add_tolerance_options
 from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
 from horq_keras.training.sources import parse_source
@@ -71,6 +72,7 @@ def register(subparsers):
                         help="validate on N images only (smoke tests)")
     parser.add_argument("--verify-samples", type=int_at_least(1), default=10000, metavar="N",
                         help="validation images of the parity check, at most (default: %(default)s)")
+    add_tolerance_options(parser)
     parser.add_argument("--tensorboard", type=pathlib.Path, default=None, metavar="DIR",
                         help="write TensorBoard logs to DIR")
     parser.add_argument("--no-convert", action="store_true",
