@@ -31,13 +31,14 @@ Pixel 1, scaled to a Raspberry Pi 4B by LCE's published QuickNet latencies on bo
 
 Networks: the 256-channel 3x3 stack (4 layers, 28x28) and ResNet-18 at 224 built by
 ``horq_latency`` (float, bare binary conv, HORQ orders), and Group-Net ResNet-18 (v1
-partition) W1A1/W1A2 with 1/3/5 bases. Commands and budget (2-core x86 shared by other
-jobs, load 9-18): ``python benchmarks/arm_emulated.py --networks stack`` took 16 min
-(8 conversions, 7 min of emulation); ``--networks resnet18 --orders 1 2 --beta-forms
-pixel --name arm_emulated_resnet18`` about 45 min (ResNet conversions take 4-7 min each;
-see the result files for wall times). Counts are cached by operator signature
-(``--cache``), so a rerun mostly pays the conversions. ``--smoke`` runs a small stack in
-a few minutes.
+partition) W1A1/W1A2 with 1/3/5 bases, converted as ``horq_keras.converters.convert``
+does (``deployable``: k-bit activations as binary bit planes), beside the float ResNet-18.
+Commands and budget (2-core x86 shared with the test suite, load 2-4, empty count cache):
+``python benchmarks/arm_emulated.py --networks stack`` 6 min; ``--networks resnet18
+--orders 1 2 3 --beta-forms pixel --name arm_emulated_resnet18`` 10 min; ``--networks
+groupnet --name arm_emulated_groupnet`` 10 min (conversions of a ResNet take 10 s to 3 min
+by load). Counts are cached by operator signature (``--cache``), so a rerun mostly pays
+the conversions. ``--smoke`` runs a small stack in a few minutes.
 """
 
 import hashlib
@@ -57,6 +58,7 @@ import _arm_emulator as emulator
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
+from horq_keras.converters.conversion import deployable
 from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
 from horq_keras.tflite.files import atomic_write_text
@@ -65,9 +67,10 @@ from horq_latency import convert, resnet18, single_op_flatbuffers, stack_model
 
 NAME = "arm_emulated"
 LCE_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize")
-#: HORQ's float work besides its binary convolutions (the box filter is a CONV_2D or
-#: DEPTHWISE_CONV_2D with a constant 1-channel averaging filter).
-HORQ_FLOAT_OPS = ("ABS", "MEAN", "MUL", "SUB", "ADD_N")
+#: HORQ's float work besides its binary convolutions, with the MEANs of |R|
+#: (:func:`is_beta_mean`) and the box filter (a CONV_2D with a constant 1-channel
+#: averaging filter).
+HORQ_FLOAT_OPS = ("ABS", "MUL", "SUB", "ADD_N")
 OVERHEAD = "interpreter overhead"  # the cache entry of the per-invocation overhead
 CATEGORIES = ("binary conv", "bitpacking", "HORQ float overhead", "float conv/dense", "other")
 
@@ -138,17 +141,19 @@ def models(args):
             name: (kind, lambda k=kind, f=form: resnet18(k, size, 64, beta_form=f))
             for name, kind, form in _kinds(args)}
     if "groupnet" in args.networks:
-        result[f"Group-Net ResNet-18 (v1), {args.resnet_size}x{args.resnet_size}"] = {
+        size = args.resnet_size
+        # The float ResNet-18 of the "resnet18" network, for the ratios to float.
+        float_resnet = {"float": ("float", lambda: resnet18("float", size, 64))}
+        result[f"Group-Net ResNet-18 (v1), {size}x{size}"] = {**float_resnet, **{
             f"W1A{bits} K={bases}": (None, lambda b=bases, a=bits: groupnet_resnet18(
-                num_bases=b, activation_bits=a,
-                input_shape=(args.resnet_size, args.resnet_size, 3)))
-            for bits in args.groupnet_bits for bases in args.groupnet_bases}
+                num_bases=b, activation_bits=a, input_shape=(size, size, 3)))
+            for bits in args.groupnet_bits for bases in args.groupnet_bases}}
     return result
 
 
 def _convert(kind, build):
-    if kind is None:
-        return lce.convert_keras_model(build())
+    if kind is None:  # as horq_keras.converters.convert does: k-bit activations as bit planes
+        return lce.convert_keras_model(deployable(build())[0])
     return convert(build(), kind)  # horq_latency's: checks the LceBconv2d count
 
 
@@ -162,12 +167,23 @@ def signature(op, graph):
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def is_beta_mean(op, graph):
+    """A MEAN of |R| (eq. 17: βᵢ = mean|Rᵢ₋₁|), directly or after a height-width mean of it
+    (``horq_keras.quantizers.mean_abs``). A network's global average pooling is a MEAN too,
+    but of activations: it is not HORQ's work."""
+    if op.name != "MEAN":
+        return False
+    producer = next((other for other in graph.operators
+                     if any(out.index == op.inputs[0].index for out in other.outputs)), None)
+    return producer is not None and (producer.name == "ABS" or is_beta_mean(producer, graph))
+
+
 def category(op, graph):
     if op.name == "LceBconv2d":
         return "binary conv"
     if op.name in ("LceQuantize", "LceDequantize"):
         return "bitpacking"
-    if op.name in HORQ_FLOAT_OPS or is_box_filter(op, graph):
+    if op.name in HORQ_FLOAT_OPS or is_beta_mean(op, graph) or is_box_filter(op, graph):
         return "HORQ float overhead"
     if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         return "float conv/dense"
@@ -277,7 +293,9 @@ def tabulate(flatbuffer, counts):
             failed.append(op.name)
             continue
         by_category[category(op, graph)] += count
-        name = "box filter" if is_box_filter(op, graph) else op.name
+        name = ("box filter" if is_box_filter(op, graph)
+                else "MEAN (pooling)" if op.name == "MEAN" and not is_beta_mean(op, graph)
+                else op.name)
         by_name[name] = by_name.get(name, 0) + count
     total = sum(by_category.values())
     horq_float, binary = by_category["HORQ float overhead"], by_category["binary conv"]

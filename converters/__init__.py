@@ -7,6 +7,7 @@
 - :func:`prepare_int8` — quantization-aware training of the float first/last layers.
 - :func:`fold_horq_batch_norms` — a batch norm after a HORQ conv folded into it
   (:mod:`.horq_export`; ``convert`` does it).
+- :func:`deployable` — the Keras model ``convert`` hands to LCE (bit planes, folds).
 
 Reading, checking and running flatbuffers, MAC counts and atomic writes are Keras-free
 and live one layer below, in :mod:`horq_keras.tflite` (``horq_keras.converters.graph``,
@@ -22,6 +23,7 @@ __all__ = [
     "ConversionReport",
     "Parity",
     "convert",
+    "deployable",
     "fold_horq_batch_norms",
     "is_int8_prepared",
     "prepare_int8",
@@ -40,6 +42,7 @@ _HOMES = {
     "ConversionReport": "report",
     "Parity": "report",
     "convert": "conversion",
+    "deployable": "conversion",
     "fold_horq_batch_norms": "horq_export",
     "is_int8_prepared": "int8",
     "prepare_int8": "int8",

@@ -29,7 +29,7 @@ from horq_keras.tflite.files import atomic_write_bytes
 from horq_keras.tflite.graph import read_graph
 from horq_keras.tflite.outputs import check_outputs
 
-__all__ = ["TARGETS", "ConversionError", "convert", "convert_to_flatbuffer"]
+__all__ = ["TARGETS", "ConversionError", "convert", "convert_to_flatbuffer", "deployable"]
 
 
 class ConversionError(RuntimeError):
@@ -63,6 +63,19 @@ def _zero_padding_notes(model, target):
         and getattr(layer, "pad_values", None) == 0.0
         and getattr(getattr(layer, "input_quantizer", None), "precision", None) == 1
     ]
+
+
+def deployable(model, *, kbit=True):
+    """The Keras model that LCE converts: binary-weight convs of k-bit activations as bit
+    planes (:func:`rewrite_bit_planes`, ``kbit``), then the batch norm after each HORQ
+    convolution folded into it (:func:`fold_horq_batch_norms`); computes what ``model`` does.
+
+    Returns ``(deployed, bit_plane_layers, skipped, folded)``: the new model, the names of
+    the rewritten layers, ``{layer name: why not rewritten}``, the folded pairs.
+    """
+    deployed, planes, skipped = rewrite_bit_planes(model) if kbit else (model, [], {})
+    deployed, folded = fold_horq_batch_norms(deployed)
+    return deployed, planes, skipped, folded
 
 
 def convert_to_flatbuffer(model, *, target="arm"):
@@ -132,8 +145,7 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         steps.update()
 
         steps.set_postfix_str("bit planes, batch-norm folding")
-        deployed, planes, skipped = rewrite_bit_planes(model) if kbit else (model, [], {})
-        deployed, folded = fold_horq_batch_norms(deployed)
+        deployed, planes, skipped, folded = deployable(model, kbit=kbit)
         steps.update()
 
         steps.set_postfix_str("LCE conversion")
