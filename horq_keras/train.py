@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import h5py
 import larq
@@ -183,9 +184,15 @@ def compile_model(plan, model, *, learning_rate, epochs, steps_per_epoch, teache
 
 
 def save_model_atomic(model, path):
-    """Save ``model`` as HDF5, atomically (written in memory, then put in place)."""
+    """Save ``model`` as HDF5, atomically (written in memory, then put in place).
+
+    HDF5 is the run's format on purpose (``convert``, ``verify`` and larq load it), so
+    tf_keras' advice to use another format is not shown to the user.
+    """
     buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as h5_file:
+    with warnings.catch_warnings(), h5py.File(buffer, "w") as h5_file:
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file",
+                                UserWarning)
         model.save(h5_file)
     atomic_write_bytes(path, buffer.getvalue())
 

@@ -178,3 +178,19 @@ def test_history_csv_keeps_the_rows_before_the_resumed_epoch(tmp_path):
     callback.on_epoch_begin(1)  # the backup holds epoch 0 only
     callback.on_epoch_end(1, {"loss": 0.25})
     assert path.read_text() == "epoch,loss\n0,1.0\n1,0.25\n"
+
+
+def test_saving_the_run_model_shows_no_hdf5_format_advice(tmp_path):
+    """The trainer saves HDF5 on purpose; tf_keras' "legacy format" warning is not shown."""
+    import warnings
+
+    import tensorflow as tf
+    from horq_keras.train import save_model_atomic
+
+    inputs = tf.keras.Input((4,))
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_model_atomic(model, tmp_path / "model.h5")
+    assert not [w for w in caught if "HDF5" in str(w.message)]
+    assert tf.keras.models.load_model(tmp_path / "model.h5").get_weights()[0].shape == (4, 2)
