@@ -205,3 +205,8 @@ def test_groupnet_w1a2_converts_to_two_bconvs_per_layer(tmp_path):
     assert kbit_layers and report.bit_plane_layers == kbit_layers
     assert report.bconv_ops == 2 * len(kbit_layers) and report.float_fallbacks == []
     assert report.parity.ok
+    # The low bit plane comes from FLOOR (XNNPACK), not TFLite's reference FLOOR_MOD.
+    assert "FLOOR_MOD" not in report.op_counts
+    # One per layer, shared by the layers that read the same activation (the bases' first
+    # convs of a block).
+    assert 1 <= report.op_counts["FLOOR"] <= len(kbit_layers)
