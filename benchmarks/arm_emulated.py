@@ -173,8 +173,7 @@ def is_beta_mean(op, graph):
     but of activations: it is not HORQ's work."""
     if op.name != "MEAN":
         return False
-    producer = next((other for other in graph.operators
-                     if any(out.index == op.inputs[0].index for out in other.outputs)), None)
+    producer = graph.producer(op.inputs[0])
     return producer is not None and (producer.name == "ABS" or is_beta_mean(producer, graph))
 
 
@@ -292,9 +291,10 @@ def tabulate(flatbuffer, counts):
         if count is None:
             failed.append(op.name)
             continue
-        by_category[category(op, graph)] += count
+        kind = category(op, graph)
+        by_category[kind] += count
         name = ("box filter" if is_box_filter(op, graph)
-                else "MEAN (pooling)" if op.name == "MEAN" and not is_beta_mean(op, graph)
+                else "MEAN (pooling)" if op.name == "MEAN" and kind == "other"
                 else op.name)
         by_name[name] = by_name.get(name, 0) + count
     total = sum(by_category.values())

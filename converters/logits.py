@@ -52,11 +52,10 @@ def flatbuffer_logits(flatbuffer):
     graph = read_graph(flatbuffer)
     if len(graph.outputs) != 1:
         return None
-    producers = [op for op in graph.operators
-                 if any(t is not None and t.index == graph.outputs[0].index for t in op.outputs)]
-    if len(producers) != 1 or producers[0].name != "SOFTMAX":
+    softmax = graph.producer(graph.outputs[0])
+    if softmax is None or softmax.name != "SOFTMAX":
         return None
-    logits = producers[0].inputs[0]
+    logits = softmax.inputs[0]
     if logits.dtype != "float32":
         return None
     model = graph.model

@@ -76,6 +76,12 @@ class Graph:
     buffer_sizes: dict  # buffer index -> bytes of constant data
     model: object  # the flatbuffer's schema object (``ModelT``)
 
+    def producer(self, tensor):
+        """The operator that writes ``tensor``, or None for an input or a constant."""
+        return next((op for op in self.operators
+                     if any(out is not None and out.index == tensor.index for out in op.outputs)),
+                    None)
+
 
 def _name(value):
     return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
