@@ -21,12 +21,18 @@ _BAD_INPUT = (ValueError, OSError)  # exit status 2
 
 
 def add_tolerance_options(parser):
-    """``--atol`` and ``--rtol`` of the parity check (``convert``, ``verify``, ``train``)."""
+    """``--atol``, ``--rtol`` and ``--no-rounding-floor`` of the parity check (``convert``,
+    ``verify``, ``train``)."""
     parser.add_argument("--atol", type=non_negative_number, default=None,
                         help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
     parser.add_argument("--rtol", type=non_negative_number, default=None,
                         help="parity: tolerance relative to max |Keras logit| (or output "
                         "without a softmax; float 1e-3, int8 0.1)")
+    parser.add_argument("--no-rounding-floor", dest="rounding_floor", action="store_false",
+                        help="parity: keep the tolerance strict when too few samples are "
+                        "within it (by default it then grows by twice the largest difference "
+                        "float rounding alone makes in the .tflite: the same file without "
+                        "XNNPACK)")
 
 
 def _add_common(parser):
@@ -96,7 +102,8 @@ def run_convert(args):
                 data_from_options(args.data, args.labels, args.verify))
         report = convert(
             args.model, args.output, target=args.target, int8=args.int8,
-            verify_data=data, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
+            verify_data=data, atol=args.atol, rtol=args.rtol,
+            rounding_floor=args.rounding_floor, kbit=args.kbit,
             progress=not args.quiet,
         )
     except _BAD_INPUT as error:
@@ -124,7 +131,8 @@ def run_verify(args):
         import_modules(args.imports)
         data = data_from_options(args.data, args.labels, args.samples)
         result = verify(args.model, args.tflite, data=data, atol=args.atol,
-                        rtol=args.rtol, progress=not args.quiet)
+                        rtol=args.rtol, rounding_floor=args.rounding_floor,
+                        progress=not args.quiet)
     except _BAD_INPUT as error:
         return fail("verify", error)
     print(f"parity of {args.tflite} with {args.model}: {result.summary()}")

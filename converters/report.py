@@ -21,11 +21,13 @@ from horq_keras.tflite.macs import (
     operator_macs,
 )
 
-__all__ = ["TOLERANCES", "ConversionReport", "Parity", "build_report", "float_equivalent_bytes",
+__all__ = ["FLOOR_FACTOR", "TOLERANCES", "ConversionReport", "Parity", "build_report", "float_equivalent_bytes",
            "is_box_filter", "misses_allowed"]
 
 #: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
 TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
+#: The parity tolerance grows by this many rounding floors (:class:`Parity`).
+FLOOR_FACTOR = 2
 
 
 @dataclass
@@ -41,8 +43,14 @@ class Parity:
     rounding (LCE folds batch norm into its kernels and sums in another order), which
     moves a sample's logits while the model is right: hence a share, not every sample;
     and a share under 100 % always tolerates one such sample (:func:`misses_allowed`),
-    else 99 % of 32 samples would demand all 32. ``inputs`` says where the
-    ``samples`` came from; with labels, ``keras_accuracy`` and ``tflite_accuracy``.
+    else 99 % of 32 samples would demand all 32. In a wide binary network such flips are
+    common (each of its many sign inputs can sit within rounding of 0); then
+    ``rounding_floor`` is the largest difference float rounding alone makes in the
+    converted model (the same flatbuffer run with TFLite's built-in float kernels instead
+    of XNNPACK's, which sum in other orders), the tolerance grows by
+    :data:`FLOOR_FACTOR` floors, and ``strict_within`` keeps the share within the strict
+    tolerance. ``inputs`` says where the ``samples`` came from; with labels,
+    ``keras_accuracy`` and ``tflite_accuracy``.
     """
 
     samples: int
@@ -59,10 +67,16 @@ class Parity:
     compared: str = "outputs"
     keras_accuracy: float = None
     tflite_accuracy: float = None
+    rounding_floor: float = None
+    strict_within: float = None
+
+    @property
+    def strict_tolerance(self):
+        return self.atol + self.rtol * self.reference_max_abs
 
     @property
     def tolerance(self):
-        return self.atol + self.rtol * self.reference_max_abs
+        return self.strict_tolerance + FLOOR_FACTOR * (self.rounding_floor or 0.0)
 
     @property
     def ok(self):
@@ -80,12 +94,18 @@ class Parity:
                 "samples_within": self.samples_within, "min_within": self.min_within,
                 "top1_agreement": self.top1_agreement, "min_top1": self.min_top1,
                 "keras_accuracy": self.keras_accuracy, "tflite_accuracy": self.tflite_accuracy,
-                "atol": self.atol, "rtol": self.rtol, "ok": self.ok}
+                "atol": self.atol, "rtol": self.rtol, "strict_tolerance": self.strict_tolerance,
+                "rounding_floor": self.rounding_floor, "strict_within": self.strict_within,
+                "ok": self.ok}
 
     def summary(self):
         parts = [f"{self.compared}: {self.samples_within:.1%} of samples within "
                  f"{self.tolerance:.3g} (max |diff| {self.max_abs_diff:.3g}, mean "
                  f"{self.mean_abs_diff:.3g}, max |Keras| {self.reference_max_abs:.3g})"]
+        if self.rounding_floor is not None:
+            parts[0] += (f" = strict {self.strict_tolerance:.3g} ({self.strict_within:.1%} "
+                         f"within) + {FLOOR_FACTOR} x rounding floor {self.rounding_floor:.3g} "
+                         "(the .tflite without XNNPACK differs from itself by up to that)")
         if self.top1_agreement is not None:
             parts.append(f"top-1 agreement {self.top1_agreement:.1%}")
         if self.keras_accuracy is not None:

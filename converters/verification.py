@@ -5,13 +5,17 @@ The outputs compared are the pre-softmax logits when the model ends in a softmax
 otherwise. The tolerance is relative to the scale of what is compared
 (``atol + rtol * max|Keras logit|``); at least :data:`MIN_WITHIN` of the samples (and
 never fewer than all but one: :func:`~horq_keras.converters.report.misses_allowed`) must
-be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. With
+be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. When
+too few are, the tolerance grows by the converted model's own rounding floor (see
+:class:`~horq_keras.converters.report.Parity`) unless ``rounding_floor=False``. With
 labels the report also gives both models' accuracy. The inputs come from
 :mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
 LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
 """
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +25,7 @@ from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import input_shapes, parity_data
 from horq_keras.converters.report import TOLERANCES, Parity
 from horq_keras.tflite.check import read_tflite
+from horq_keras.tflite.interpreter import InterpreterOptions
 from horq_keras.tflite.runner import run_tflite
 
 __all__ = ["MIN_TOP1", "MIN_WITHIN", "TOLERANCES", "parity", "verify"]
@@ -58,8 +63,18 @@ def _accuracy(outputs, labels):
     return float(np.mean(np.argmax(outputs, 1) == labels))
 
 
+def _rounding_floor(flatbuffer, inputs, actual, progress, source):
+    """The largest difference float rounding alone makes in ``flatbuffer``'s outputs
+    ``actual``: the same inputs through TFLite's built-in float kernels instead of
+    XNNPACK's (same graph and weights, other summation orders)."""
+    other = run_tflite(flatbuffer, inputs, options=InterpreterOptions(use_xnnpack=False),
+                       progress=progress, source=source)
+    return max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(actual, other))
+
+
 def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, min_within=None,
-           min_top1=None, progress=False, source="the converted model", argument="verify_data"):
+           min_top1=None, rounding_floor=True, progress=False, source="the converted model",
+           argument="verify_data"):
     """:class:`~horq_keras.converters.report.Parity` of ``flatbuffer`` vs ``model``.
 
     ``data``: see :func:`~horq_keras.converters.parity_data.parity_data`.
@@ -87,7 +102,7 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
     top1 = None
     if expected[0].ndim == 2 and expected[0].shape[1] > 1:
         top1 = float(np.mean(np.argmax(actual[0], 1) == np.argmax(expected[0], 1)))
-    return Parity(
+    result = Parity(
         samples=checked.count, max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
         reference_max_abs=reference, top1_agreement=top1, atol=atol, rtol=rtol,
         samples_within=float(np.mean(diff.max(1) <= atol + rtol * reference)),
@@ -97,6 +112,13 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
         keras_accuracy=_accuracy(expected[0], checked.labels),
         tflite_accuracy=_accuracy(actual[0], checked.labels),
     )
+    if result.ok or not rounding_floor:
+        return result
+    floor = _rounding_floor(tflite_model, checked.inputs, actual, progress, source)
+    widened = dataclasses.replace(result, rounding_floor=floor,
+                                  strict_within=result.samples_within)
+    return dataclasses.replace(
+        widened, samples_within=float(np.mean(diff.max(1) <= widened.tolerance)))
 
 
 def _is_int8(graph):
@@ -104,7 +126,7 @@ def _is_int8(graph):
 
 
 def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, min_within=None,
-           min_top1=None, custom_objects=None, progress=False):
+           min_top1=None, rounding_floor=True, custom_objects=None, progress=False):
     """Parity of an existing (Keras model, .tflite) pair; see :func:`parity`.
 
     ``data``: an input array, an ``(inputs, labels)`` tuple, a finite ``tf.data.Dataset``
@@ -125,5 +147,5 @@ def verify(model_or_path, tflite_path, *, data=None, atol=None, rtol=None, min_w
             f"shapes {file_shapes}, the model's {model_shapes}."
         )
     return parity(model, flatbuffer, data, int8=_is_int8(graph), atol=atol, rtol=rtol,
-                  min_within=min_within, min_top1=min_top1, progress=progress,
-                  source=f"`tflite` ({str(tflite_path)!r})", argument="data")
+                  min_within=min_within, min_top1=min_top1, rounding_floor=rounding_floor,
+                  progress=progress, source=f"`tflite` ({str(tflite_path)!r})", argument="data")

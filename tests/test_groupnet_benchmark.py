@@ -54,3 +54,68 @@ def test_trend_checks(groupnet_mnist):
         "W1A1, K=3: group-wise 86.00 ≥ layer-wise 85.00": True,
         "W1A1, K=5: group-wise 90.00 ≥ layer-wise 84.00": True,
     }
+
+
+@pytest.fixture
+def trainer_study(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import groupnet_mnist_trainer
+
+    return groupnet_mnist_trainer
+
+
+def test_trainer_study_passes_the_budget_to_horq_keras_train(trainer_study, tmp_path):
+    args = trainer_study.parse_args(["--learning-rate", "0.01", "--epochs", "2"])
+    argv = trainer_study.train_argv("layerwise", 3, 2, 1, args, tmp_path / "run")
+    options = dict(zip(argv[1::2], argv[2::2]))
+    assert argv[0] == "train" and options["--model"] == "groupnet_resnet18"
+    assert (options["--learning-rate"], options["--epochs"], options["--seed"]) == (
+        "0.01", "2", "1")
+    assert options["--verify-samples"] == "200" and "--no-convert" not in argv
+    model_args = [argv[i + 1] for i, a in enumerate(argv) if a == "--model-arg"]
+    assert model_args == ["num_bases=3", "activation_bits=2", "partition=layerwise",
+                          "stage_filters=8,16,32,64"]
+
+
+def _report(val_accuracy, seconds):
+    return {"history": {"val_accuracy": [0.5, val_accuracy]}, "train_seconds": seconds,
+            "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True}
+
+
+def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study, tmp_path,
+                                                                  monkeypatch):
+    """A run whose report.json exists in --work-dir is read, not retrained; the test
+    accuracy is the last epoch's validation accuracy, averaged over seeds."""
+    import json
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    argv = ["--work-dir", str(work), "--output-dir", str(out), "--bases", "1", "2",
+            "--activation-bits", "1", "--seeds", "0", "1"]
+    args = trainer_study.parse_args(argv)
+    for label, partition, bases, bits in trainer_study.run_plan(args):
+        for seed in args.seeds:
+            run = work / f"{partition}_k{bases}_a{bits}_s{seed}"
+            run.mkdir(parents=True)
+            (run / "report.json").write_text(json.dumps(_report(0.9 + bases / 100 + seed / 100,
+                                                                 60.0)))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr(trainer_study.subprocess, "call", no_training)
+    assert trainer_study.main(argv) == 0
+    data = json.loads((out / "groupnet_mnist_trainer.json").read_text())
+    direct = data["runs"][0]
+    assert (direct["decomposition"], direct["bases"]) == ("direct", 1)
+    assert direct["accuracies"] == pytest.approx([0.91, 0.92])
+    assert direct["test_accuracy"] == pytest.approx(0.915)
+    assert direct["std"] == pytest.approx(0.00707, abs=1e-5)
+    assert direct["train_seconds"] == 120.0
+    assert [run["bases"] for run in data["runs"]] == [1, 2, 2]
+
+
+def test_trainer_study_stops_on_a_failed_run(trainer_study, tmp_path, monkeypatch):
+    args = trainer_study.parse_args(["--bases", "1", "--activation-bits", "1", "--seeds", "0"])
+    monkeypatch.setattr(trainer_study.subprocess, "call", lambda *a, **k: 2)
+    with pytest.raises(SystemExit, match="exit code 2"):
+        trainer_study.run_campaign(args, tmp_path)

@@ -63,6 +63,11 @@ def test_shifted_bias_fails(trained, form):
     assert not result.ok and "FAILED" in result.summary()
     assert result.max_abs_diff == pytest.approx(2.0, abs=0.05)
     assert result.samples_within < 0.5
+    # The strict check failed, so the rounding floor was measured: this LeNet's float
+    # rounding moves its logits by far less than the shifted bias, which stays a failure.
+    assert result.rounding_floor is not None and result.rounding_floor < 1e-3
+    assert result.strict_within == result.samples_within
+    assert "rounding floor" in result.summary()
     if form == "dataset":
         assert result.samples == SAMPLES and result.keras_accuracy is not None
     if form == "synthetic":
@@ -89,6 +94,14 @@ def test_cli_real_data(trained, capsys, tmp_path):
     saved = json.loads(report.read_text())
     assert saved["ok"] is False and saved["samples"] == 200
     assert saved["keras_accuracy"] is not None and saved["compared"] == "pre-softmax logits"
+    assert saved["rounding_floor"] < 1e-3 and saved["strict_within"] == saved["samples_within"]
+
+    status = cli_main(["verify", paths["bias.h5"], paths["model.tflite"], "--data",
+                       f"idx:{MNIST}", "--samples", "50", "--report", str(report), "--quiet",
+                       "--no-rounding-floor"])
+    out = capsys.readouterr().out
+    assert status == 1 and "rounding floor" not in out
+    assert json.loads(report.read_text())["rounding_floor"] is None
 
     np.save(tmp_path / "x.npy", trained["x"][:50])
     np.save(tmp_path / "y.npy", trained["y"][:50])
@@ -165,3 +178,62 @@ def test_a_share_under_all_tolerates_one_sample(minimum, samples, allowed):
     if allowed < samples:
         assert not parity(samples - allowed - 1, samples).ok
         assert not parity(samples, samples - allowed - 1).ok
+
+
+class _Runs:
+    """Stands in for the interpreter: the XNNPACK run gives ``actual``, the run without
+    XNNPACK ``actual + floor`` on the first sample's first logit."""
+
+    def __init__(self, actual, floor):
+        self.actual, self.floor, self.options = actual, floor, []
+
+    def __call__(self, flatbuffer, inputs, *, options=None, **kwargs):
+        self.options.append(options)
+        if options is None or options.use_xnnpack:
+            return [self.actual]
+        other = self.actual.copy()
+        other[0, 0] += self.floor
+        return [other]
+
+
+@pytest.mark.parametrize("floor, ok", [(0.3, True), (0.05, False)])
+def test_rounding_floor_widens_a_failing_check(trained, monkeypatch, floor, ok):
+    """Keras vs the .tflite differ by 0.5 on 20 % of the samples: strict parity fails;
+    with a rounding floor of 0.3 the tolerance grows by 0.6 and the check passes, with
+    0.05 it still fails."""
+    from horq_keras.converters import verification
+
+    x = trained["x"][:50]
+    keras_model = keras_logits(tf.keras.models.load_model(trained["paths"]["model.h5"]))
+    expected = keras_model.predict(x, verbose=0)
+    actual, rows = expected.copy(), np.arange(0, len(x), 5)
+    actual[rows, np.argmax(expected[rows], 1)] += 0.5  # top-1 kept
+    runs = _Runs(actual, floor)
+    monkeypatch.setattr(verification, "run_tflite", runs)
+    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
+    model = tf.keras.models.load_model(trained["paths"]["model.h5"])
+    result = verification.parity(model, b"tflite", x)
+    assert [o.use_xnnpack for o in runs.options[1:]] == [False]  # one extra run
+    assert result.strict_within == pytest.approx(0.8)
+    assert result.rounding_floor == pytest.approx(floor)
+    assert result.tolerance == pytest.approx(result.strict_tolerance + 2 * floor)
+    assert result.samples_within == pytest.approx(1.0 if ok else 0.8)
+    assert result.ok == ok and result.top1_agreement == 1.0
+    assert result.to_dict()["rounding_floor"] == pytest.approx(floor)
+
+    runs.options.clear()
+    strict = verification.parity(model, b"tflite", x, rounding_floor=False)
+    assert not strict.ok and strict.rounding_floor is None and len(runs.options) == 1
+
+
+def test_rounding_floor_is_not_measured_when_the_check_passes(trained, monkeypatch):
+    from horq_keras.converters import verification
+
+    x = trained["x"][:20]
+    model = tf.keras.models.load_model(trained["paths"]["model.h5"])
+    runs = _Runs(keras_logits(model).predict(x, verbose=0), 1.0)
+    monkeypatch.setattr(verification, "run_tflite", runs)
+    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
+    result = verification.parity(model, b"tflite", x)
+    assert result.ok and result.rounding_floor is None and len(runs.options) == 1
+    assert "rounding floor" not in result.summary()
