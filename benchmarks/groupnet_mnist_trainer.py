@@ -22,7 +22,7 @@ runs/groupnet_mnist_trainer`` trains 10 configurations x 3 seeds = 30 networks
 (ResNet-18 layout, widths 8-16-32-64, 28x28) for one epoch each (469 Adam steps of
 batch 128, learning rate 5e-3 cosine-decayed, the one-seed study's rate over 1.9x its
 250 steps); the committed run's wall time is in its result file. ``--smoke`` (W1A1,
-bases 1-2, one seed, 64 images, no conversion: the trainer's conversion has its own
+K = 2 both ways, one seed, 64 images, no conversion: the trainer's conversion has its own
 tests) checks the script in a minute. Results:
 ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``.
 """
@@ -62,11 +62,13 @@ def parse_args(argv):
     parser.add_argument("--no-convert", action="store_true",
                         help="skip the trainer's LCE conversion and parity check")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at a time")
+    parser.add_argument("--name", default=NAME,
+                        help="results file name (for a campaign split by configuration)")
     parser.add_argument("--work-dir", default=None,
                         help="keep the run folders here and reuse finished runs "
                              "(default: a temporary folder)")
     return parse_smoke_args(parser, argv, {
-        "epochs": 1, "seeds": [0], "bases": [1, 2], "activation_bits": [1],
+        "epochs": 1, "seeds": [0], "bases": [2], "activation_bits": [1],
         "stage_filters": "4,4,8,8", "limit_train": 64, "limit_test": 32, "no_convert": True,
         "jobs": 2})
 
@@ -199,7 +201,7 @@ def main(argv=None):
         f"{args.limit_test or 10000} test images; {verified}.\n\n"
         f"{table}\n## Trends on the seed means ({held} of {len(checks)} hold)\n\n{verdicts}\n"
         f"\nCampaign wall time: {wall / 60:.1f} min, {args.jobs} runs at a time.\n")
-    for path in write_results(args.output_dir, NAME, command=command, markdown=markdown,
+    for path in write_results(args.output_dir, args.name, command=command, markdown=markdown,
                               data={"runs": runs, "checks": checks, "wall_seconds": wall},
                               figure=plot(runs, args)):
         print(path)

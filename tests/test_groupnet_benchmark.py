@@ -90,7 +90,7 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
 
     work, out = tmp_path / "work", tmp_path / "out"
     argv = ["--work-dir", str(work), "--output-dir", str(out), "--bases", "1", "2",
-            "--activation-bits", "1", "--seeds", "0", "1"]
+            "--activation-bits", "1", "--seeds", "0", "1", "--name", "w1a1"]
     args = trainer_study.parse_args(argv)
     for label, partition, bases, bits in trainer_study.run_plan(args):
         for seed in args.seeds:
@@ -104,7 +104,8 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
 
     monkeypatch.setattr(trainer_study.subprocess, "call", no_training)
     assert trainer_study.main(argv) == 0
-    data = json.loads((out / "groupnet_mnist_trainer.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["w1a1.json", "w1a1.md", "w1a1.png"]
+    data = json.loads((out / "w1a1.json").read_text())
     direct = data["runs"][0]
     assert (direct["decomposition"], direct["bases"]) == ("direct", 1)
     assert direct["accuracies"] == pytest.approx([0.91, 0.92])
