@@ -115,6 +115,10 @@ def run_campaign(args, workdir):
         return {key: future.result() for key, future in futures.items()}
 
 
+def _parity(report):
+    return report.get("conversion", {}).get("parity", {})
+
+
 def summarize(reports, args):
     """One entry per configuration: accuracies per seed, mean, std, parity figures."""
     runs = []
@@ -130,7 +134,9 @@ def summarize(reports, args):
             "val_accuracy_per_epoch": [report["history"]["val_accuracy"] for report in seeds],
             "tflite_accuracy": [report.get("tflite_test_accuracy") for report in seeds],
             "top1_agreement": [report.get("top1_agreement") for report in seeds],
-            "parity_ok": [report.get("parity_ok") for report in seeds]})
+            "parity_ok": [report.get("parity_ok") for report in seeds],
+            "parity_samples": [report.get("test_samples") for report in seeds],
+            "rounding_floor": [_parity(report).get("rounding_floor") for report in seeds]})
     return runs
 
 
@@ -189,9 +195,20 @@ def main(argv=None):
                             "train min"], rows)
     held = sum(holds for _, holds in checks)
     verdicts = "\n".join(f"- {'✓' if holds else '✗'} {text}" for text, holds in checks)
-    verified = "no conversion" if args.no_convert else (
-        f"TFLite accuracy and top-1 agreement with Keras on the first {args.verify_samples} "
-        "test images, from each run's conversion and parity check")
+    samples = sorted({n for run in runs for n in run["parity_samples"] if n is not None})
+    verified = "no conversion" if args.no_convert or not samples else (
+        "TFLite accuracy and top-1 agreement with Keras on the first "
+        f"{' or '.join(map(str, samples))} test images (whole batches; per run in the JSON), "
+        "from each run's conversion and parity check")
+    floors = [(run, f) for run in runs for f in run["rounding_floor"] if f is not None]
+    parity_note = "" if args.no_convert else (
+        f"\nParity: {sum(ok is True for run in runs for ok in run['parity_ok'])} of "
+        f"{sum(len(run['parity_ok']) for run in runs)} runs passed; {len(floors)} of them "
+        "passed only with the rounding floor (strict check missed on too many samples), "
+        "floors " + (", ".join(f"{f:.2f} (W1A{run['activation_bits']} K={run['bases']} "
+                               f"{run['decomposition']})" for run, f in floors) or "none")
+        + ".\n")
+    trained = sum(run["train_seconds"] for run in runs)
     markdown = (
         "# Group-Net on MNIST through `horq-keras train`, mean ± std over seeds\n\n"
         f"`groupnet_resnet18` with stage_filters ({args.stage_filters}), {args.epochs} "
@@ -200,7 +217,9 @@ def main(argv=None):
         "binarization. Test accuracy: the Keras model after its last epoch on "
         f"{args.limit_test or 10000} test images; {verified}.\n\n"
         f"{table}\n## Trends on the seed means ({held} of {len(checks)} hold)\n\n{verdicts}\n"
-        f"\nCampaign wall time: {wall / 60:.1f} min, {args.jobs} runs at a time.\n")
+        f"{parity_note}\nTraining time, all runs: {trained / 60:.1f} min (sum of the runs' "
+        f"training wall times, {args.jobs} runs at a time); this invocation: {wall / 60:.1f} "
+        "min (runs found in --work-dir are read, not retrained).\n")
     for path in write_results(args.output_dir, args.name, command=command, markdown=markdown,
                               data={"runs": runs, "checks": checks, "wall_seconds": wall},
                               figure=plot(runs, args)):

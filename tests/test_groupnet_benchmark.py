@@ -79,7 +79,8 @@ def test_trainer_study_passes_the_budget_to_horq_keras_train(trainer_study, tmp_
 
 def _report(val_accuracy, seconds):
     return {"history": {"val_accuracy": [0.5, val_accuracy]}, "train_seconds": seconds,
-            "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True}
+            "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True,
+            "test_samples": 256, "conversion": {"parity": {"rounding_floor": 0.25}}}
 
 
 def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study, tmp_path,
@@ -113,6 +114,10 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
     assert direct["std"] == pytest.approx(0.00707, abs=1e-5)
     assert direct["train_seconds"] == 120.0
     assert [run["bases"] for run in data["runs"]] == [1, 2, 2]
+    assert direct["rounding_floor"] == [0.25, 0.25] and direct["parity_samples"] == [256, 256]
+    markdown = (out / "w1a1.md").read_text()
+    assert "first 256 test images" in markdown and "6 of 6 runs passed; 6 of them" in markdown
+    assert "Training time, all runs: 6.0 min" in markdown
 
 
 def test_trainer_study_stops_on_a_failed_run(trainer_study, tmp_path, monkeypatch):
