@@ -136,7 +136,8 @@ def summarize(reports, args):
             "top1_agreement": [report.get("top1_agreement") for report in seeds],
             "parity_ok": [report.get("parity_ok") for report in seeds],
             "parity_samples": [report.get("test_samples") for report in seeds],
-            "rounding_floor": [_parity(report).get("rounding_floor") for report in seeds]})
+            "rounding_floor": [_parity(report).get("rounding_floor") for report in seeds],
+            "strict_within": [_parity(report).get("strict_within") for report in seeds]})
     return runs
 
 
@@ -200,14 +201,19 @@ def main(argv=None):
         "TFLite accuracy and top-1 agreement with Keras on the first "
         f"{' or '.join(map(str, samples))} test images (whole batches; per run in the JSON), "
         "from each run's conversion and parity check")
-    floors = [(run, f) for run in runs for f in run["rounding_floor"] if f is not None]
+    outcomes = [(run, ok, floor, within) for run in runs for ok, floor, within in
+                zip(run["parity_ok"], run["rounding_floor"], run["strict_within"])]
+    rescued = [(run, floor) for run, ok, floor, _ in outcomes if ok and floor is not None]
+    failed = [(run, floor, within) for run, ok, floor, within in outcomes if ok is False]
     parity_note = "" if args.no_convert else (
-        f"\nParity: {sum(ok is True for run in runs for ok in run['parity_ok'])} of "
-        f"{sum(len(run['parity_ok']) for run in runs)} runs passed; {len(floors)} of them "
-        "passed only with the rounding floor (strict check missed on too many samples), "
-        "floors " + (", ".join(f"{f:.2f} (W1A{run['activation_bits']} K={run['bases']} "
-                               f"{run['decomposition']})" for run, f in floors) or "none")
-        + ".\n")
+        f"\nParity: {sum(ok is True for _, ok, _, _ in outcomes)} of {len(outcomes)} runs "
+        f"passed, {len(rescued)} of them only with the rounding floor ("
+        + (", ".join(f"floor {f:.2g}: W1A{run['activation_bits']} K={run['bases']} "
+                     f"{run['decomposition']}" for run, f in rescued) or "none")
+        + f"); {len(failed)} failed ("
+        + (", ".join(f"W1A{run['activation_bits']} K={run['bases']} {run['decomposition']}: "
+                     f"{100 * w:.1f} % within, floor {f:.2g}" for run, f, w in failed)
+           or "none") + ").\n")
     trained = sum(run["train_seconds"] for run in runs)
     markdown = (
         "# Group-Net on MNIST through `horq-keras train`, mean ± std over seeds\n\n"

@@ -80,7 +80,8 @@ def test_trainer_study_passes_the_budget_to_horq_keras_train(trainer_study, tmp_
 def _report(val_accuracy, seconds):
     return {"history": {"val_accuracy": [0.5, val_accuracy]}, "train_seconds": seconds,
             "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True,
-            "test_samples": 256, "conversion": {"parity": {"rounding_floor": 0.25}}}
+            "test_samples": 256,
+            "conversion": {"parity": {"rounding_floor": 0.25, "strict_within": 0.9}}}
 
 
 def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study, tmp_path,
@@ -116,7 +117,9 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
     assert [run["bases"] for run in data["runs"]] == [1, 2, 2]
     assert direct["rounding_floor"] == [0.25, 0.25] and direct["parity_samples"] == [256, 256]
     markdown = (out / "w1a1.md").read_text()
-    assert "first 256 test images" in markdown and "6 of 6 runs passed; 6 of them" in markdown
+    assert "first 256 test images" in markdown
+    assert "6 of 6 runs passed, 6 of them only with the rounding floor" in markdown
+    assert "0 failed (none)" in markdown
     assert "Training time, all runs: 6.0 min" in markdown
 
 
