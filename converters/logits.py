@@ -29,16 +29,17 @@ def keras_logits(model):
     """
     if len(model.outputs) != 1:
         return None
-    layer = model.outputs[0]._keras_history.layer
+    layer, node_index, _ = model.outputs[0]._keras_history
+    inputs = layer.get_input_at(node_index)  # this model's call of a possibly shared layer
     if isinstance(layer, tf.keras.layers.Softmax) or (
         isinstance(layer, tf.keras.layers.Activation) and _is_softmax(layer.activation)
     ):
-        return tf.keras.Model(model.inputs, layer.input, name=f"{model.name}_logits")
+        return tf.keras.Model(model.inputs, inputs, name=f"{model.name}_logits")
     if not _is_softmax(getattr(layer, "activation", None)):
         return None
     linear = type(layer).from_config({**layer.get_config(), "activation": "linear",
                                       "name": f"{layer.name}_logits"})
-    outputs = linear(layer.input)
+    outputs = linear(inputs)
     linear.set_weights(layer.get_weights())
     return tf.keras.Model(model.inputs, outputs, name=f"{model.name}_logits")
 

@@ -49,8 +49,11 @@ class Parity:
     converted model (the same flatbuffer run with TFLite's built-in float kernels instead
     of XNNPACK's, which sum in other orders), the tolerance grows by
     :data:`FLOOR_FACTOR` floors, and ``strict_within`` keeps the share within the strict
-    tolerance. ``inputs`` says where the ``samples`` came from; with labels,
-    ``keras_accuracy`` and ``tflite_accuracy``.
+    tolerance. With k-bit activations (bit planes on LCE), a sample whose k-bit input
+    lies on a rounding threshold up to float rounding (``converters.ties``) may take
+    adjacent levels in the two models; then ``tie_samples`` counts such samples and the
+    ``tie_excused`` of them over the tolerance count as within. ``inputs`` says where the
+    ``samples`` came from; with labels, ``keras_accuracy`` and ``tflite_accuracy``.
     """
 
     samples: int
@@ -69,6 +72,8 @@ class Parity:
     tflite_accuracy: float = None
     rounding_floor: float = None
     strict_within: float = None
+    tie_samples: int = None
+    tie_excused: int = None
 
     @property
     def strict_tolerance(self):
@@ -96,6 +101,7 @@ class Parity:
                 "keras_accuracy": self.keras_accuracy, "tflite_accuracy": self.tflite_accuracy,
                 "atol": self.atol, "rtol": self.rtol, "strict_tolerance": self.strict_tolerance,
                 "rounding_floor": self.rounding_floor, "strict_within": self.strict_within,
+                "tie_samples": self.tie_samples, "tie_excused": self.tie_excused,
                 "ok": self.ok}
 
     def summary(self):
@@ -106,6 +112,10 @@ class Parity:
             parts[0] += (f" = strict {self.strict_tolerance:.3g} ({self.strict_within:.1%} "
                          f"within) + {FLOOR_FACTOR} x rounding floor {self.rounding_floor:.3g} "
                          "(the .tflite without XNNPACK differs from itself by up to that)")
+        if self.tie_samples is not None:
+            parts[0] += (f"; {self.tie_excused} sample(s) over it excused: {self.tie_samples} "
+                         "have a k-bit activation on a rounding threshold up to float "
+                         "rounding, which either model may round either way")
         if self.top1_agreement is not None:
             parts.append(f"top-1 agreement {self.top1_agreement:.1%}")
         if self.keras_accuracy is not None:

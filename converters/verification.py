@@ -24,6 +24,7 @@ from horq_keras.converters.loading import load_model
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import input_shapes, parity_data
 from horq_keras.converters.report import TOLERANCES, Parity
+from horq_keras.converters.ties import near_ties, tie_probe
 from horq_keras.tflite.check import read_tflite
 from horq_keras.tflite.interpreter import InterpreterOptions
 from horq_keras.tflite.runner import run_tflite
@@ -117,8 +118,23 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
     floor = _rounding_floor(tflite_model, checked.inputs, actual, progress, source)
     widened = dataclasses.replace(result, rounding_floor=floor,
                                   strict_within=result.samples_within)
-    return dataclasses.replace(
-        widened, samples_within=float(np.mean(diff.max(1) <= widened.tolerance)))
+    over = diff.max(1) > widened.tolerance
+    ties = _ties(model, checked.inputs)
+    if ties is not None:
+        widened = dataclasses.replace(widened, tie_samples=int(ties.sum()),
+                                      tie_excused=int((ties & over).sum()))
+        over &= ~ties
+    return dataclasses.replace(widened, samples_within=float(1.0 - np.mean(over)))
+
+
+def _ties(model, inputs):
+    """Per sample, whether a k-bit activation input of ``model`` sits on a rounding
+    threshold (:mod:`.ties`); None when the model has no k-bit activations."""
+    probe = tie_probe(model)
+    if probe is None:
+        return None
+    probe_model, specs = probe
+    return near_ties(_keras_outputs(probe_model, inputs), specs)
 
 
 def _is_int8(graph):

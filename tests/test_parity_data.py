@@ -237,3 +237,84 @@ def test_rounding_floor_is_not_measured_when_the_check_passes(trained, monkeypat
     result = verification.parity(model, b"tflite", x)
     assert result.ok and result.rounding_floor is None and len(runs.options) == 1
     assert "rounding floor" not in result.summary()
+
+
+def _kbit_model():
+    """4x4 image -> 2-bit activation (clip 1) -> binary 1x1 conv -> dense -> softmax."""
+    import larq as lq
+
+    from horq_keras.groupnet.quantizers import UniformActivation
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((4, 4, 1))
+    x = lq.layers.QuantConv2D(2, 1, input_quantizer=UniformActivation(2),
+                              kernel_quantizer="ste_sign", use_bias=False)(inputs)
+    x = tf.keras.layers.Dense(3)(tf.keras.layers.Flatten()(x))
+    return tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
+
+
+def _tie_inputs(samples=10, ties=(0, 1)):
+    """Pixels at u = 3x in [0.75, 0.9], away from the thresholds 0.5, 1.5, 2.5 of a 2-bit
+    activation; samples ``ties`` get one pixel at x = 1/6 (u = 0.5 up to float32)."""
+    x = np.random.default_rng(0).uniform(0.25, 0.3, (samples, 4, 4, 1)).astype(np.float32)
+    x[list(ties), 1, 2, 0] = np.float32(1 / 6)
+    return x
+
+
+def test_near_ties_against_the_thresholds():
+    from horq_keras.converters.ties import TIE_EPSILON, near_ties
+
+    two_bit = np.array([[1.5 / 3 + 1e-7], [0.5 / 3 + 1e-4], [2.0], [-1.0], [2.5 / 3 - 1e-7]])
+    assert near_ties([two_bit], [(2, 1.0)]).tolist() == [True, False, False, False, True]
+    # 3 bits, clip 2: thresholds at x = 2 (i + 1/2) / 7; u = 3.5 at x = 1.
+    three_bit = np.array([[0.3, 1.0], [0.3, 1.0 + 2 * TIE_EPSILON / 7], [0.3, 0.3]])
+    assert near_ties([three_bit], [(3, 2.0)]).tolist() == [True, False, False]
+    # A sample ties when any quantizer's input does.
+    assert near_ties([two_bit[:3], three_bit], [(2, 1.0), (3, 2.0)]).tolist() == [
+        True, False, False]
+
+
+def test_tie_probe_reads_the_kbit_inputs(trained):
+    from horq_keras.converters.ties import tie_probe
+
+    probe, specs = tie_probe(_kbit_model())
+    x = _tie_inputs()
+    assert specs == [(2, 1.0)]
+    np.testing.assert_array_equal(probe(x).numpy(), x)  # the quantizer reads the image
+    assert tie_probe(tf.keras.models.load_model(trained["paths"]["model.h5"])) is None
+
+
+@pytest.mark.parametrize("moved, ok", [((0, 1), True), ((2, 3), False)])
+def test_samples_on_a_kbit_threshold_are_excused(monkeypatch, moved, ok):
+    """Keras vs the .tflite differ by 0.5 on two of 10 samples, with no rounding floor:
+    excused when those two samples have a 2-bit input on a rounding threshold, not when
+    the differing samples are others."""
+    from horq_keras.converters import verification
+
+    model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
+    expected = keras_logits(model).predict(x, verbose=0)
+    actual = expected.copy()
+    rows = list(moved)
+    actual[rows, np.argmax(expected[rows], 1)] += 0.5  # top-1 kept
+    monkeypatch.setattr(verification, "run_tflite", _Runs(actual, 0.0))
+    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
+    result = verification.parity(model, b"tflite", x)
+    assert result.strict_within == pytest.approx(0.8) and result.rounding_floor == 0.0
+    assert result.tie_samples == 2 and result.tie_excused == (2 if ok else 0)
+    assert result.samples_within == pytest.approx(1.0 if ok else 0.8) and result.ok == ok
+    assert result.to_dict()["tie_excused"] == result.tie_excused
+    assert ("2 sample(s) over it excused" in result.summary()) == ok
+    strict = verification.parity(model, b"tflite", x, rounding_floor=False)
+    assert not strict.ok and strict.tie_samples is None
+
+
+def test_logits_of_a_model_sharing_its_softmax():
+    """The bit-plane rewrite clones the model around its layers, so the clone's softmax
+    layer is the original's: its logits are the clone's own call of that layer."""
+    from horq_keras.converters.conversion import deployable
+
+    model, x = _kbit_model(), _tie_inputs(ties=())
+    deployed = deployable(model)[0]
+    assert deployed.layers[-1] is model.layers[-1]
+    np.testing.assert_allclose(keras_logits(deployed).predict(x, verbose=0),
+                               keras_logits(model).predict(x, verbose=0), atol=1e-5)
