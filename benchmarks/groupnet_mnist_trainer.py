@@ -137,7 +137,8 @@ def summarize(reports, args):
             "parity_ok": [report.get("parity_ok") for report in seeds],
             "parity_samples": [report.get("test_samples") for report in seeds],
             "rounding_floor": [_parity(report).get("rounding_floor") for report in seeds],
-            "strict_within": [_parity(report).get("strict_within") for report in seeds]})
+            "strict_within": [_parity(report).get("strict_within") for report in seeds],
+            "tie_excused": [_parity(report).get("tie_excused") for report in seeds]})
     return runs
 
 
@@ -201,15 +202,18 @@ def main(argv=None):
         "TFLite accuracy and top-1 agreement with Keras on the first "
         f"{' or '.join(map(str, samples))} test images (whole batches; per run in the JSON), "
         "from each run's conversion and parity check")
-    outcomes = [(run, ok, floor, within) for run in runs for ok, floor, within in
-                zip(run["parity_ok"], run["rounding_floor"], run["strict_within"])]
-    rescued = [(run, floor) for run, ok, floor, _ in outcomes if ok and floor is not None]
-    failed = [(run, floor, within) for run, ok, floor, within in outcomes if ok is False]
+    outcomes = [(run, ok, floor, within, ties) for run in runs for ok, floor, within, ties in
+                zip(run["parity_ok"], run["rounding_floor"], run["strict_within"],
+                    run["tie_excused"])]
+    rescued = [(run, floor, ties) for run, ok, floor, _, ties in outcomes
+               if ok and floor is not None]
+    failed = [(run, floor, within) for run, ok, floor, within, _ in outcomes if ok is False]
     parity_note = "" if args.no_convert else (
-        f"\nParity: {sum(ok is True for _, ok, _, _ in outcomes)} of {len(outcomes)} runs "
-        f"passed, {len(rescued)} of them only with the rounding floor ("
-        + (", ".join(f"floor {f:.2g}: W1A{run['activation_bits']} K={run['bases']} "
-                     f"{run['decomposition']}" for run, f in rescued) or "none")
+        f"\nParity: {sum(ok is True for _, ok, *_ in outcomes)} of {len(outcomes)} runs "
+        f"passed, {len(rescued)} of them only with the rounding floor or threshold ties ("
+        + (", ".join(f"floor {f:.2g}" + (f", {t} tie sample(s) excused" if t else "")
+                     + f": W1A{run['activation_bits']} K={run['bases']} {run['decomposition']}"
+                     for run, f, t in rescued) or "none")
         + f"); {len(failed)} failed ("
         + (", ".join(f"W1A{run['activation_bits']} K={run['bases']} {run['decomposition']}: "
                      f"{100 * w:.1f} % within, floor {f:.2g}" for run, f, w in failed)

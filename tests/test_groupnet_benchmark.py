@@ -77,11 +77,12 @@ def test_trainer_study_passes_the_budget_to_horq_keras_train(trainer_study, tmp_
                           "stage_filters=8,16,32,64"]
 
 
-def _report(val_accuracy, seconds):
+def _report(val_accuracy, seconds, tie_excused=None):
     return {"history": {"val_accuracy": [0.5, val_accuracy]}, "train_seconds": seconds,
             "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True,
             "test_samples": 256,
-            "conversion": {"parity": {"rounding_floor": 0.25, "strict_within": 0.9}}}
+            "conversion": {"parity": {"rounding_floor": 0.25, "strict_within": 0.9,
+                                      "tie_excused": tie_excused}}}
 
 
 def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study, tmp_path,
@@ -99,7 +100,7 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
             run = work / f"{partition}_k{bases}_a{bits}_s{seed}"
             run.mkdir(parents=True)
             (run / "report.json").write_text(json.dumps(_report(0.9 + bases / 100 + seed / 100,
-                                                                 60.0)))
+                                                                 60.0, tie_excused=seed)))
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was retrained")
@@ -116,9 +117,12 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
     assert direct["train_seconds"] == 120.0
     assert [run["bases"] for run in data["runs"]] == [1, 2, 2]
     assert direct["rounding_floor"] == [0.25, 0.25] and direct["parity_samples"] == [256, 256]
+    assert direct["tie_excused"] == [0, 1]
     markdown = (out / "w1a1.md").read_text()
     assert "first 256 test images" in markdown
-    assert "6 of 6 runs passed, 6 of them only with the rounding floor" in markdown
+    assert "6 of 6 runs passed, 6 of them only with the rounding floor or threshold ties" in markdown
+    assert "floor 0.25, 1 tie sample(s) excused: W1A1 K=1 direct" in markdown
+    assert "floor 0.25: W1A1 K=1 direct" in markdown  # seed 0: no tie excused
     assert "0 failed (none)" in markdown
     assert "Training time, all runs: 6.0 min" in markdown
 
