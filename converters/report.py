@@ -52,7 +52,8 @@ class Parity:
     tolerance. With k-bit activations (bit planes on LCE), a sample whose k-bit input
     lies on a rounding threshold up to float rounding (``converters.ties``) may take
     adjacent levels in the two models; then ``tie_samples`` counts such samples and the
-    ``tie_excused`` of them over the tolerance count as within. ``inputs`` says where the
+    ``tie_excused`` of them over the tolerance, but within it plus :data:`FLOOR_FACTOR`
+    times what crossing their ties moves the Keras model, count as within. ``inputs`` says where the
     ``samples`` came from; with labels, ``keras_accuracy`` and ``tflite_accuracy``.
     """
 
@@ -115,7 +116,8 @@ class Parity:
         if self.tie_samples is not None:
             parts[0] += (f"; {self.tie_excused} sample(s) over it excused: {self.tie_samples} "
                          "have a k-bit activation on a rounding threshold up to float "
-                         "rounding, which either model may round either way")
+                         "rounding, which either model may round either way, and those "
+                         "excused differ by less than crossing their ties does")
         if self.top1_agreement is not None:
             parts.append(f"top-1 agreement {self.top1_agreement:.1%}")
         if self.keras_accuracy is not None:

@@ -8,16 +8,22 @@ applies a fused scale, Keras sums floats. Both are right up to float rounding, s
 the two models, and that one level moves the sample's logits by far more than the parity
 tolerance. On the W1A2 Group-Net ResNets of ``benchmarks/groupnet_mnist_trainer.py``
 every sample over the tolerance had a k-bit input within 1.5e-6 levels of a threshold;
-:data:`TIE_EPSILON` is wider by a margin. Parity (``verification.parity``) excuses such
-samples when its strict check fails and the rounding floor is on.
+:data:`TIE_EPSILON` is wider by a margin. How far such a tie can move a sample is measured
+in Keras itself (:func:`nudged`): the same model with every k-bit input moved by
+:data:`TIE_EPSILON` levels up (then down) crosses exactly the thresholds it sat on and
+nothing else, since the quantizer is constant between thresholds. Parity
+(``verification.parity``) excuses a tied sample whose difference stays within that reach,
+when its strict check fails and the rounding floor is on.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
 
 from horq_keras.converters.kbit import bit_plane_spec
 
-__all__ = ["TIE_EPSILON", "near_ties", "tie_probe"]
+__all__ = ["TIE_EPSILON", "near_ties", "nudged", "tie_probe"]
 
 #: How close (in levels) to a rounding threshold a k-bit input counts as a tie: 16
 #: float32 ulps of the threshold 2.5 of a 2-bit activation, 2.7 x the largest
@@ -52,3 +58,27 @@ def near_ties(values, specs, epsilon=TIE_EPSILON):
         distance = np.abs(u - np.floor(u) - 0.5).reshape(len(u), -1).min(axis=1)
         ties |= distance < epsilon
     return ties
+
+
+def _shifted(quantizer, shift, inputs):
+    return quantizer(inputs + shift)
+
+
+def nudged(model, direction, epsilon=TIE_EPSILON):
+    """A copy of the functional or Sequential ``model`` (same weights) whose k-bit
+    activation quantizers read their input moved by ``direction * epsilon`` levels
+    (``direction`` +1 or -1): an input within ``epsilon`` levels below (above) a rounding
+    threshold rounds to the next level up (down); every other output is unchanged."""
+
+    def clone(layer):
+        copy = type(layer).from_config(layer.get_config())
+        spec = bit_plane_spec(getattr(layer, "input_quantizer", None))
+        if spec is not None:
+            bits, clip_value = spec
+            shift = direction * epsilon * clip_value / (2**bits - 1)
+            copy.input_quantizer = functools.partial(_shifted, copy.input_quantizer, shift)
+        return copy
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

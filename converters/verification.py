@@ -23,8 +23,8 @@ import tensorflow as tf
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import input_shapes, parity_data
-from horq_keras.converters.report import TOLERANCES, Parity
-from horq_keras.converters.ties import near_ties, tie_probe
+from horq_keras.converters.report import FLOOR_FACTOR, TOLERANCES, Parity
+from horq_keras.converters.ties import near_ties, nudged, tie_probe
 from horq_keras.tflite.check import read_tflite
 from horq_keras.tflite.interpreter import InterpreterOptions
 from horq_keras.tflite.runner import run_tflite
@@ -118,23 +118,38 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
     floor = _rounding_floor(tflite_model, checked.inputs, actual, progress, source)
     widened = dataclasses.replace(result, rounding_floor=floor,
                                   strict_within=result.samples_within)
-    over = diff.max(1) > widened.tolerance
-    ties = _ties(model, checked.inputs)
+    largest = diff.max(1)
+    over = largest > widened.tolerance
+    ties = _tie_reach(model, checked.inputs, expected, what)
     if ties is not None:
-        widened = dataclasses.replace(widened, tie_samples=int(ties.sum()),
-                                      tie_excused=int((ties & over).sum()))
-        over &= ~ties
+        tied, reach = ties
+        excused = over & tied & (largest <= widened.tolerance + FLOOR_FACTOR * reach)
+        widened = dataclasses.replace(widened, tie_samples=int(tied.sum()),
+                                      tie_excused=int(excused.sum()))
+        over &= ~excused
     return dataclasses.replace(widened, samples_within=float(1.0 - np.mean(over)))
 
 
-def _ties(model, inputs):
-    """Per sample, whether a k-bit activation input of ``model`` sits on a rounding
-    threshold (:mod:`.ties`); None when the model has no k-bit activations."""
+def _tie_reach(model, inputs, expected, what):
+    """``(tied, reach)`` per sample: whether a k-bit activation input of ``model`` sits on
+    a rounding threshold (:mod:`.ties`), and how far crossing those thresholds (all up, or
+    all down) moves the compared outputs; None when the model has no k-bit activations."""
     probe = tie_probe(model)
     if probe is None:
         return None
     probe_model, specs = probe
-    return near_ties(_keras_outputs(probe_model, inputs), specs)
+    tied = near_ties(_keras_outputs(probe_model, inputs), specs)
+    reach = np.zeros(len(tied))
+    if tied.any():
+        subset = [x[tied] for x in inputs]
+        for direction in (1, -1):
+            moved = nudged(model, direction)
+            moved = keras_logits(moved) if what == "pre-softmax logits" else moved
+            shifted = np.concatenate([np.abs(m.astype(np.float64) - e[tied]).reshape(len(m), -1)
+                                      for m, e in zip(_keras_outputs(moved, subset), expected)],
+                                     axis=1)
+            reach[tied] = np.maximum(reach[tied], shifted.max(1))
+    return tied, reach
 
 
 def _is_int8(graph):

@@ -284,26 +284,55 @@ def test_tie_probe_reads_the_kbit_inputs(trained):
     assert tie_probe(tf.keras.models.load_model(trained["paths"]["model.h5"])) is None
 
 
-@pytest.mark.parametrize("moved, ok", [((0, 1), True), ((2, 3), False)])
-def test_samples_on_a_kbit_threshold_are_excused(monkeypatch, moved, ok):
-    """Keras vs the .tflite differ by 0.5 on two of 10 samples, with no rounding floor:
-    excused when those two samples have a 2-bit input on a rounding threshold, not when
-    the differing samples are others."""
+def test_nudged_crosses_only_the_thresholds_it_sits_on():
+    """Moving every 2-bit input by +-epsilon levels changes exactly the samples with a
+    tie (their pixel at u = 0.5 rounds to level 1 up, stays at 0 down), in NumPy terms."""
+    from horq_keras.converters.ties import nudged
+
+    model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
+    conv = model.layers[1]
+    plain = keras_logits(model).predict(x, verbose=0)
+    up = keras_logits(nudged(model, 1)).predict(x, verbose=0)
+    down = keras_logits(nudged(model, -1)).predict(x, verbose=0)
+    np.testing.assert_array_equal(down, plain)
+    np.testing.assert_array_equal(up[2:], plain[2:])
+    # Reference: the tie pixel at level 1 (1/3) instead of 0, through the same weights.
+    levels = np.round(np.clip(x, 0, 1) * 3) / 3
+    levels[[0, 1], 1, 2, 0] = 1 / 3
+    kernel = np.sign(conv.get_weights()[0])[0, 0]  # (1, 2)
+    dense_kernel, dense_bias = model.layers[3].get_weights()
+    reference = (levels.reshape(10, 16, 1) @ kernel).reshape(10, -1) @ dense_kernel + dense_bias
+    np.testing.assert_allclose(up[:2], reference[:2], atol=1e-5)
+    assert np.abs(up[:2] - plain[:2]).max() > 0.01
+
+
+@pytest.mark.parametrize("case, excused", [("ties flipped", 2), ("others moved", 0),
+                                           ("ties moved far", 0)])
+def test_samples_on_a_kbit_threshold_are_excused(monkeypatch, case, excused):
+    """Two of 10 samples have a 2-bit input on a rounding threshold. The .tflite rounds
+    those ties the other way (its logits are Keras' with the ties crossed): excused. The
+    .tflite differs by 0.5 on two other samples, or by 50 on the tied ones (beyond what
+    crossing a tie does): not excused."""
     from horq_keras.converters import verification
+    from horq_keras.converters.ties import nudged
 
     model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
     expected = keras_logits(model).predict(x, verbose=0)
     actual = expected.copy()
-    rows = list(moved)
-    actual[rows, np.argmax(expected[rows], 1)] += 0.5  # top-1 kept
+    if case == "ties flipped":
+        actual[:2] = keras_logits(nudged(model, 1)).predict(x[:2], verbose=0)
+    else:
+        rows = [2, 3] if case == "others moved" else [0, 1]
+        actual[rows, np.argmax(expected[rows], 1)] += 0.5 if case == "others moved" else 50
     monkeypatch.setattr(verification, "run_tflite", _Runs(actual, 0.0))
     monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
     result = verification.parity(model, b"tflite", x)
     assert result.strict_within == pytest.approx(0.8) and result.rounding_floor == 0.0
-    assert result.tie_samples == 2 and result.tie_excused == (2 if ok else 0)
-    assert result.samples_within == pytest.approx(1.0 if ok else 0.8) and result.ok == ok
-    assert result.to_dict()["tie_excused"] == result.tie_excused
-    assert ("2 sample(s) over it excused" in result.summary()) == ok
+    assert result.tie_samples == 2 and result.tie_excused == excused
+    assert result.samples_within == pytest.approx(0.8 + excused / 10)
+    assert result.ok == (excused == 2)
+    assert result.to_dict()["tie_excused"] == excused
+    assert f"{excused} sample(s) over it excused" in result.summary()
     strict = verification.parity(model, b"tflite", x, rounding_floor=False)
     assert not strict.ok and strict.tie_samples is None
 
