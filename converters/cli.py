@@ -32,7 +32,8 @@ def add_tolerance_options(parser):
                         help="parity: keep the tolerance strict when too few samples are "
                         "within it (by default it then grows by twice the largest difference "
                         "float rounding alone makes in the .tflite: the same file without "
-                        "XNNPACK)")
+                        "XNNPACK; and a sample with a k-bit activation on a rounding "
+                        "threshold may differ by up to twice what crossing it does in Keras)")
 
 
 def _add_common(parser):

@@ -111,7 +111,8 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
             every class; None: 64, see :mod:`.parity_data`), or False (no check).
         atol, rtol: parity tolerance (default: ``verification.TOLERANCES``).
         rounding_floor: when too few samples are within the tolerance, widen it by the
-            converted model's rounding floor (see ``verification.parity``).
+            converted model's rounding floor and excuse k-bit threshold ties (see
+            ``verification.parity``).
         kbit: rewrite binary-weight convs that read k-bit activations into bit planes.
         custom_objects: extra ``{name: class}`` to load a saved model.
         progress: show the steps (and the parity samples) as progress bars.

@@ -116,8 +116,9 @@ class Parity:
         if self.tie_samples is not None:
             parts[0] += (f"; {self.tie_excused} sample(s) over it excused: {self.tie_samples} "
                          "have a k-bit activation on a rounding threshold up to float "
-                         "rounding, which either model may round either way, and those "
-                         "excused differ by less than crossing their ties does")
+                         "rounding, which either model may round either way, and each "
+                         f"excused one is within it plus {FLOOR_FACTOR} x what crossing its "
+                         "ties does in Keras")
         if self.top1_agreement is not None:
             parts.append(f"top-1 agreement {self.top1_agreement:.1%}")
         if self.keras_accuracy is not None:

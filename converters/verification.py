@@ -7,8 +7,9 @@ otherwise. The tolerance is relative to the scale of what is compared
 never fewer than all but one: :func:`~horq_keras.converters.report.misses_allowed`) must
 be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class. When
 too few are, the tolerance grows by the converted model's own rounding floor (see
-:class:`~horq_keras.converters.report.Parity`) unless ``rounding_floor=False``. With
-labels the report also gives both models' accuracy. The inputs come from
+:class:`~horq_keras.converters.report.Parity`) and a sample whose k-bit activation sits on
+a rounding threshold is held to what crossing it does (:mod:`.ties`), unless
+``rounding_floor=False``. With labels the report also gives both models' accuracy. The inputs come from
 :mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
