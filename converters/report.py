@@ -53,8 +53,9 @@ class Parity:
     lies on a rounding threshold up to float rounding (``converters.ties``) may take
     adjacent levels in the two models; then ``tie_samples`` counts such samples and the
     ``tie_excused`` of them over the tolerance, but within it plus :data:`FLOOR_FACTOR`
-    times what crossing their ties moves the Keras model, count as within. ``inputs`` says where the
-    ``samples`` came from; with labels, ``keras_accuracy`` and ``tflite_accuracy``.
+    times what crossing their ties moves the Keras model, count as within. ``inputs`` says
+    where the ``samples`` came from; with labels, ``keras_accuracy`` and
+    ``tflite_accuracy``.
     """
 
     samples: int

@@ -9,8 +9,9 @@ be within it and (float models) :data:`MIN_TOP1` must have the same top-1 class.
 too few are, the tolerance grows by the converted model's own rounding floor (see
 :class:`~horq_keras.converters.report.Parity`) and a sample whose k-bit activation sits on
 a rounding threshold is held to what crossing it does (:mod:`.ties`), unless
-``rounding_floor=False``. With labels the report also gives both models' accuracy. The inputs come from
-:mod:`.parity_data`: the user's data, or synthetic inputs that reach every class.
+``rounding_floor=False``. With labels the report also gives both models' accuracy. The
+inputs come from :mod:`.parity_data`: the user's data, or synthetic inputs that reach
+every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
 LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
@@ -59,6 +60,12 @@ def _compared(model, flatbuffer):
     return logits_model, logits_flatbuffer, "pre-softmax logits"
 
 
+def _differences(actual, expected):
+    """``|actual - expected|`` of every output, one row per sample."""
+    return np.concatenate([np.abs(a.astype(np.float64) - e).reshape(len(e), -1)
+                           for a, e in zip(actual, expected)], axis=1)
+
+
 def _accuracy(outputs, labels):
     if labels is None or outputs.ndim != 2 or outputs.shape[1] < 2:
         return None
@@ -96,8 +103,7 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
             f"{source} does not match the Keras model: its outputs have shapes "
             f"{[a.shape for a in actual]}, the model's {[e.shape for e in expected]}."
         )
-    diff = np.concatenate([np.abs(a.astype(np.float64) - e).reshape(len(e), -1)
-                           for a, e in zip(actual, expected)], axis=1)
+    diff = _differences(actual, expected)
     reference = max(float(np.max(np.abs(e))) for e in expected)
     atol = TOLERANCES[bool(int8)][0] if atol is None else atol
     rtol = TOLERANCES[bool(int8)][1] if rtol is None else rtol
@@ -146,9 +152,7 @@ def _tie_reach(model, inputs, expected, what):
         for direction in (1, -1):
             moved = nudged(model, direction)
             moved = keras_logits(moved) if what == "pre-softmax logits" else moved
-            shifted = np.concatenate([np.abs(m.astype(np.float64) - e[tied]).reshape(len(m), -1)
-                                      for m, e in zip(_keras_outputs(moved, subset), expected)],
-                                     axis=1)
+            shifted = _differences(_keras_outputs(moved, subset), [e[tied] for e in expected])
             reach[tied] = np.maximum(reach[tied], shifted.max(1))
     return tied, reach
 
