@@ -35,13 +35,14 @@ def tie_probe(model):
     """``(probe, specs)``: a model returning the inputs of ``model``'s k-bit activation
     quantizers (its own layers with an ``input_quantizer`` that :func:`.kbit.bit_plane_spec`
     recognises) and their ``(bits, clip_value)``; None when it has none."""
-    layers = [layer for layer in model.layers
-              if bit_plane_spec(getattr(layer, "input_quantizer", None)) is not None]
-    if not layers:
+    specs = {layer: bit_plane_spec(getattr(layer, "input_quantizer", None))
+             for layer in model.layers}
+    kbit = [layer for layer, spec in specs.items() if spec is not None]
+    if not kbit:
         return None
-    probe = tf.keras.Model(model.inputs, [layer.input for layer in layers],
+    probe = tf.keras.Model(model.inputs, [layer.input for layer in kbit],
                            name=f"{model.name}_kbit_inputs")
-    return probe, [bit_plane_spec(layer.input_quantizer) for layer in layers]
+    return probe, [specs[layer] for layer in kbit]
 
 
 def near_ties(values, specs, epsilon=TIE_EPSILON):
