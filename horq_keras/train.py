@@ -209,19 +209,23 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
 
 class HistoryCSV(tf.keras.callbacks.Callback):
-    """``history.csv``, one row per finished epoch, rewritten atomically every epoch.
+    """``history.csv``, one row per finished epoch with its metrics and its wall time
+    (``seconds``, validation included), rewritten atomically every epoch.
 
     A resumed run starts at the epoch after its backup; rows of later epochs (written
-    before an interrupt that the backup did not see) are dropped. Placed before
-    ``BackupAndRestore``: if the file cannot be written, the epoch is not backed up
-    either, so the history and the backup never disagree.
+    before an interrupt that the backup did not see) are dropped, and the earlier rows
+    are kept, so :meth:`history` and :meth:`seconds` describe the whole run however
+    often it was resumed. Placed before ``BackupAndRestore``: if the file cannot be
+    written, the epoch is not backed up either, so the history and the backup never
+    disagree.
     """
 
     def __init__(self, path):
         super().__init__()
-        self.path, self.rows, self.started = path, [], False
+        self.path, self.rows, self.started, self.epoch_start = path, [], False, None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
         if not self.started:
             self.started = True
             if self.path.is_file():
@@ -230,7 +234,8 @@ class HistoryCSV(tf.keras.callbacks.Callback):
                                  if int(row["epoch"]) < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
+                          "seconds": time.perf_counter() - self.epoch_start})
         keys = list(dict.fromkeys(key for row in self.rows for key in row))
         text = io.StringIO()
         writer = csv.DictWriter(text, keys, lineterminator="\n")
@@ -238,18 +243,31 @@ class HistoryCSV(tf.keras.callbacks.Callback):
         writer.writerows(self.rows)
         atomic_write_text(self.path, text.getvalue())
 
+    def history(self):
+        """``{metric: [value of each finished epoch]}`` over the whole run."""
+        metrics = [key for key in dict.fromkeys(key for row in self.rows for key in row)
+                   if key not in ("epoch", "seconds")]
+        return {metric: [float(row[metric]) for row in self.rows] for metric in metrics}
+
+    def seconds(self):
+        """Wall time of the run's finished epochs, summed over every resume (a row
+        written before the ``seconds`` column existed counts 0)."""
+        return sum(float(row.get("seconds") or 0.0) for row in self.rows)
+
 
 class FinishStage(tf.keras.callbacks.Callback):
-    """Call ``finish(history, seconds)`` when ``fit`` ends, before ``BackupAndRestore``
-    deletes its backup: the stage's result is saved before its backup is gone, so an
-    interrupt at any point leaves one or the other."""
+    """Call ``finish(epochs_run, history)`` when ``fit`` ends, before
+    ``BackupAndRestore`` deletes its backup: the stage's result is saved before its
+    backup is gone, so an interrupt at any point leaves one or the other.
+    ``epochs_run`` are the epochs this ``fit`` trained (0-based; a resumed run starts
+    after its backup); ``history`` is the :class:`HistoryCSV` of the whole run."""
 
-    def __init__(self, finish):
+    def __init__(self, finish, history):
         super().__init__()
-        self.finish, self.start = finish, time.perf_counter()
+        self.finish, self.history_csv = finish, history
 
     def on_train_end(self, logs=None):
-        self.finish(self.model.history, time.perf_counter() - self.start)
+        self.finish(self.model.history.epoch, self.history_csv)
 
 
 def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
@@ -259,9 +277,10 @@ def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None)
     The order matters: Keras calls callbacks in list order, so the history row and the
     stage's result are written before the backup of the same epoch (or its removal).
     """
-    callbacks = [HistoryCSV(stage_dir / "history.csv")]
+    history = HistoryCSV(stage_dir / "history.csv")
+    callbacks = [history]
     if finish is not None:
-        callbacks.append(FinishStage(finish))
+        callbacks.append(FinishStage(finish, history))
     callbacks += [
         backup or tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         EpochCheckpoint(stage_dir / "checkpoint.h5", model),
@@ -272,7 +291,8 @@ def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None)
 
 
 def fit_stage(plan, trained, model, datasets, stage_dir, epochs, finish, tensorboard=None):
-    """``fit`` with validation every epoch; ``finish(history, seconds)`` saves the result."""
+    """``fit`` with validation every epoch; ``finish(epochs_run, history)`` saves the
+    result (see :class:`FinishStage`)."""
     train_set, val_set = datasets
     backup = (None if plan.distribution is None
               else plan.distribution.backup_callback(stage_dir))
@@ -327,7 +347,7 @@ def _float_stage(plan, datasets, strategy):
     print(f"stage 1: float counterpart {model.name}, {recipe.stage1_epochs} epochs, "
           f"learning rate {recipe.stage1_learning_rate}")
     fit_stage(plan, trained, model, datasets, stage_dir, recipe.stage1_epochs,
-              lambda history, seconds: save_model_atomic(model, path),
+              lambda epochs_run, history: save_model_atomic(model, path),
               _stage_tensorboard(plan, "float"))
     return model
 
@@ -354,13 +374,13 @@ def _main_stage(plan, datasets, strategy):
     if teacher is not None:
         facts["teacher"] = plan.teacher_path or "float counterpart (stage 1)"
 
-    def finish(history, seconds):
+    def finish(epochs_run, history):
         save_model_atomic(model, staging / "model.h5")
         write_json(staging / "facts.json", {
             **facts,
-            "epochs_run": history.epoch,  # 0-based; a resumed run starts after its backup
-            "history": {k: [float(v) for v in values] for k, values in history.history.items()},
-            "train_seconds": seconds,
+            "epochs_run": epochs_run,  # 0-based; a resumed run starts after its backup
+            "history": history.history(),
+            "train_seconds": history.seconds(),
         })
         plan.rundir.set_stage("trained")
 

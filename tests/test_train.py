@@ -3,6 +3,7 @@
 
 import csv
 import json
+import types
 
 import horq_keras  # noqa: F401  (selects Keras 2 before TensorFlow is used)
 import larq_compute_engine as lce
@@ -85,13 +86,19 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
 
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_run"] == [1] and report["converted"] is True
+    # The history and the training time are the whole run's, not only the resumed part's.
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert report["history"]["val_accuracy"] == [float(row["val_accuracy"]) for row in rows]
+    assert len(report["history"]["loss"]) == 2 and "seconds" not in report["history"]
+    assert all(float(row["seconds"]) > 0 for row in rows)
+    assert report["train_seconds"] == pytest.approx(sum(float(row["seconds"]) for row in rows))
     assert report["config"]["model"] == "horq_lenet" and report["config"]["data"] == "mnist"
     assert report["test_samples"] == 256
     assert report["keras_test_accuracy"] > 0.7  # 64 steps: far above chance (0.1)
     assert report["top1_agreement"] >= 0.99 and report["parity_ok"] is True
     assert report["conversion"]["parity"]["inputs"].startswith("given tf.data.Dataset")
     assert report["op_counts"]["LceBconv2d"] == 4  # order 2 x two HORQ layers
-    assert report["train_seconds"] > 0
 
     # The saved files are the evaluated models: reload both and recompute the figures.
     (_, _), (x_test, y_test) = load_mnist(REAL_MNIST)
@@ -170,14 +177,33 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, mon
     assert history_epochs(out / "history.csv") == [0]
 
 
-def test_history_csv_keeps_the_rows_before_the_resumed_epoch(tmp_path):
-    """A row written after the last backup (then interrupted) is dropped on resume."""
+def test_history_csv_keeps_the_rows_before_the_resumed_epoch(tmp_path, monkeypatch):
+    """A row written after the last backup (then interrupted) is dropped on resume; the
+    history and the seconds cover the kept rows and the new one."""
     path = tmp_path / "history.csv"
-    path.write_text("epoch,loss\n0,1.0\n1,0.5\n")
+    path.write_text("epoch,loss,seconds\n0,1.0,3.5\n1,0.5,4.0\n")
+    clock = iter([100.0, 102.25])
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     callback = train.HistoryCSV(path)
     callback.on_epoch_begin(1)  # the backup holds epoch 0 only
     callback.on_epoch_end(1, {"loss": 0.25})
-    assert path.read_text() == "epoch,loss\n0,1.0\n1,0.25\n"
+    assert path.read_text() == "epoch,loss,seconds\n0,1.0,3.5\n1,0.25,2.25\n"
+    assert callback.history() == {"loss": [1.0, 0.25]}
+    assert callback.seconds() == 5.75
+
+
+def test_history_csv_of_a_run_begun_without_seconds(tmp_path, monkeypatch):
+    """Rows written before the ``seconds`` column existed count 0 seconds."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,1.0\n")
+    clock = iter([10.0, 12.0])
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    callback = train.HistoryCSV(path)
+    callback.on_epoch_begin(1)
+    callback.on_epoch_end(1, {"loss": 0.5})
+    assert path.read_text() == "epoch,loss,seconds\n0,1.0,\n1,0.5,2.0\n"
+    assert callback.history() == {"loss": [1.0, 0.5]}
+    assert callback.seconds() == 2.0
 
 
 def test_saving_the_run_model_shows_no_hdf5_format_advice(tmp_path):
