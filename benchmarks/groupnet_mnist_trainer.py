@@ -89,11 +89,12 @@ def train_argv(partition, bases, bits, seed, args, out):
 
 
 def train_run(argv, out):
-    """One ``horq-keras train`` process (output in ``out.log``), or the report of a
-    finished one; returns its report."""
+    """One ``horq-keras train`` process (output appended to ``out.log``, so a resumed
+    run's log keeps the earlier attempts), or the report of a finished one; returns its
+    report."""
     report = out / "report.json"
     if not report.exists():
-        with open(f"{out}.log", "w") as log:
+        with open(f"{out}.log", "a") as log:
             code = subprocess.call([sys.executable, "-c", TRAIN, *argv], stdout=log,
                                    stderr=subprocess.STDOUT)
         if code not in (0, 1):  # 1: parity failed, the run and its report are complete
