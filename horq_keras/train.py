@@ -210,7 +210,8 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
 class HistoryCSV(tf.keras.callbacks.Callback):
     """``history.csv``, one row per finished epoch with its metrics and its wall time
-    (``seconds``, validation included), rewritten atomically every epoch.
+    (``seconds``, validation included, in the process that finished the epoch; the part
+    of an epoch that an interrupt lost is not counted), rewritten atomically every epoch.
 
     A resumed run starts at the epoch after its backup; rows of later epochs (written
     before an interrupt that the backup did not see) are dropped, and the earlier rows
