@@ -223,32 +223,32 @@ class HistoryCSV(tf.keras.callbacks.Callback):
 
     def __init__(self, path):
         super().__init__()
-        self.path, self.rows, self.started, self.epoch_start = path, [], False, None
+        self.path, self.rows, self.epoch_start = path, [], None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.perf_counter()
-        if not self.started:
-            self.started = True
+        if self.epoch_start is None:  # the first epoch of this process
             if self.path.is_file():
                 with open(self.path, newline="") as handle:
                     self.rows = [row for row in csv.DictReader(handle)
                                  if int(row["epoch"]) < epoch]
+        self.epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
                           "seconds": time.perf_counter() - self.epoch_start})
-        keys = list(dict.fromkeys(key for row in self.rows for key in row))
         text = io.StringIO()
-        writer = csv.DictWriter(text, keys, lineterminator="\n")
+        writer = csv.DictWriter(text, self._columns(), lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, text.getvalue())
 
     def history(self):
         """``{metric: [value of each finished epoch]}`` over the whole run."""
-        metrics = [key for key in dict.fromkeys(key for row in self.rows for key in row)
-                   if key not in ("epoch", "seconds")]
+        metrics = [key for key in self._columns() if key not in ("epoch", "seconds")]
         return {metric: [float(row[metric]) for row in self.rows] for metric in metrics}
+
+    def _columns(self):
+        return list(dict.fromkeys(key for row in self.rows for key in row))
 
     def seconds(self):
         """Wall time of the run's finished epochs, summed over every resume (a row
