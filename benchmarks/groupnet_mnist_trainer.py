@@ -13,18 +13,22 @@ paper's trends (more bases -> better; group-wise >= layer-wise) are checked on t
 means.
 
 Runs are independent ``horq-keras train`` processes, ``--jobs`` at a time (each in a
-fresh interpreter). With ``--work-dir`` the run folders are kept, and a run whose
-``report.json`` exists there is read instead of retrained, so an interrupted campaign
-continues where it stopped.
+fresh interpreter; one already keeps both cores of the 2-core machine busy, so the default
+is 1). With ``--work-dir`` the run folders are kept, and a run whose ``report.json``
+exists there is read instead of retrained, so an interrupted campaign continues where it
+stopped.
 
 Command and budget: ``nice -n 10 python benchmarks/groupnet_mnist_trainer.py --work-dir
 runs/groupnet_mnist_trainer`` trains 10 configurations x 3 seeds = 30 networks
 (ResNet-18 layout, widths 8-16-32-64, 28x28) for one epoch each (469 Adam steps of
 batch 128, learning rate 5e-3 cosine-decayed, the one-seed study's rate over 1.9x its
-250 steps); the committed run's wall time is in its result file. ``--smoke`` (W1A1,
-K = 2 both ways, one seed, 64 images, no conversion: the trainer's conversion has its own
-tests) checks the script in a minute. Results:
-``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``.
+250 steps); the committed run's wall time is in its result file. W1A1 has not converged
+after one epoch; ``--epochs 4`` is the study's converged budget (K = 1: within 0.5 points
+of 8 epochs), about 7 hours for the 30 runs; its finished runs are kept in
+``benchmarks/results/groupnet_mnist_trainer_4ep_runs/``. ``--smoke`` (W1A1, K = 2 both
+ways, one seed, 64 images, no conversion: the trainer's conversion has its own tests)
+checks the script in a minute. Results: ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``
+(1 epoch), ``groupnet_mnist_trainer_4ep_w1a1.*`` (4 epochs, W1A1).
 """
 
 # horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
@@ -61,7 +65,7 @@ def parse_args(argv):
                         help="test images of each run's parity check")
     parser.add_argument("--no-convert", action="store_true",
                         help="skip the trainer's LCE conversion and parity check")
-    parser.add_argument("--jobs", type=int, default=2, help="training runs at a time")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at a time")
     parser.add_argument("--name", default=NAME,
                         help="results file name (for a campaign split by configuration)")
     parser.add_argument("--work-dir", default=None,
@@ -104,16 +108,19 @@ def train_run(argv, out):
 
 
 def run_campaign(args, workdir):
-    """``{(label, partition, bases, bits, seed): report}`` of every run."""
+    """``({(label, partition, bases, bits, seed): report}, runs trained)`` of every run;
+    a run whose report is already in ``workdir`` is read, not counted as trained."""
     keys = [(*config, seed) for config in run_plan(args) for seed in args.seeds]
+    trained = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {}
         for key in keys:
-            label, partition, bases, bits, seed = key
+            _, partition, bases, bits, seed = key
             out = workdir / f"{partition}_k{bases}_a{bits}_s{seed}"
+            trained += not (out / "report.json").exists()
             futures[key] = pool.submit(
                 train_run, train_argv(partition, bases, bits, seed, args, out), out)
-        return {key: future.result() for key, future in futures.items()}
+        return {key: future.result() for key, future in futures.items()}, trained
 
 
 def _parity(report):
@@ -181,10 +188,10 @@ def main(argv=None):
     began = time.monotonic()
     if args.work_dir is None:
         with tempfile.TemporaryDirectory() as workdir:
-            reports = run_campaign(args, pathlib.Path(workdir))
+            reports, trained_here = run_campaign(args, pathlib.Path(workdir))
     else:
         pathlib.Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-        reports = run_campaign(args, pathlib.Path(args.work_dir))
+        reports, trained_here = run_campaign(args, pathlib.Path(args.work_dir))
     wall = time.monotonic() - began
     runs = summarize(reports, args)
     checks = trend_checks(runs, args)
@@ -228,9 +235,11 @@ def main(argv=None):
         "binarization. Test accuracy: the Keras model after its last epoch on "
         f"{args.limit_test or 10000} test images; {verified}.\n\n"
         f"{table}\n## Trends on the seed means ({held} of {len(checks)} hold)\n\n{verdicts}\n"
-        f"{parity_note}\nTraining time, all runs: {trained / 60:.1f} min (sum of the runs' "
-        f"training wall times, {args.jobs} runs at a time); this invocation: {wall / 60:.1f} "
-        "min (runs found in --work-dir are read, not retrained).\n")
+        f"{parity_note}\nTraining time, all runs: {trained / 60:.1f} min (sum of the "
+        "training wall times the runs' reports record). This invocation: "
+        f"{wall / 60:.1f} min, {trained_here} of {sum(len(r['accuracies']) for r in runs)} "
+        f"runs trained, {args.jobs} at a time; the others were read from --work-dir, "
+        "trained earlier under whatever load their machine had then.\n")
     for path in write_results(args.output_dir, args.name, command=command, markdown=markdown,
                               data={"runs": runs, "checks": checks, "wall_seconds": wall},
                               figure=plot(runs, args)):

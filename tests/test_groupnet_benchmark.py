@@ -95,18 +95,28 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
     argv = ["--work-dir", str(work), "--output-dir", str(out), "--bases", "1", "2",
             "--activation-bits", "1", "--seeds", "0", "1", "--name", "w1a1"]
     args = trainer_study.parse_args(argv)
+    reports = {}
     for label, partition, bases, bits in trainer_study.run_plan(args):
         for seed in args.seeds:
             run = work / f"{partition}_k{bases}_a{bits}_s{seed}"
+            reports[run] = _report(0.9 + bases / 100 + seed / 100, 60.0, tie_excused=seed)
+    missing = run  # the last run has no report yet: it is the only one trained
+    for run, report in reports.items():
+        if run != missing:
             run.mkdir(parents=True)
-            (run / "report.json").write_text(json.dumps(_report(0.9 + bases / 100 + seed / 100,
-                                                                 60.0, tie_excused=seed)))
+            (run / "report.json").write_text(json.dumps(report))
+    trained = []
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run was retrained")
+    def train(command, **kwargs):
+        out = pathlib.Path(command[command.index("--output-dir") + 1])
+        trained.append(out)
+        out.mkdir(parents=True)
+        (out / "report.json").write_text(json.dumps(reports[out]))
+        return 0
 
-    monkeypatch.setattr(trainer_study.subprocess, "call", no_training)
+    monkeypatch.setattr(trainer_study.subprocess, "call", train)
     assert trainer_study.main(argv) == 0
+    assert trained == [missing]
     assert sorted(p.name for p in out.iterdir()) == ["w1a1.json", "w1a1.md", "w1a1.png"]
     data = json.loads((out / "w1a1.json").read_text())
     direct = data["runs"][0]
@@ -125,6 +135,7 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
     assert "floor 0.25: W1A1 K=1 direct" in markdown  # seed 0: no tie excused
     assert "0 failed (none)" in markdown
     assert "Training time, all runs: 6.0 min" in markdown
+    assert "1 of 6 runs trained, 1 at a time" in markdown
 
 
 def test_trainer_study_stops_on_a_failed_run(trainer_study, tmp_path, monkeypatch):
