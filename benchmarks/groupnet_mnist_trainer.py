@@ -24,7 +24,7 @@ runs/groupnet_mnist_trainer`` trains 10 configurations x 3 seeds = 30 networks
 batch 128, learning rate 5e-3 cosine-decayed, the one-seed study's rate over 1.9x its
 250 steps); the committed run's wall time is in its result file. W1A1 has not converged
 after one epoch; ``--epochs 4`` is the study's converged budget (K = 1: within 0.5 points
-of 8 epochs), about 7 hours for the 30 runs; its finished runs are kept in
+of 8 epochs), about 5.5 hours for the 30 runs one at a time; its finished runs are kept in
 ``benchmarks/results/groupnet_mnist_trainer_4ep_runs/``. ``--smoke`` (W1A1, K = 2 both
 ways, one seed, 64 images, no conversion: the trainer's conversion has its own tests)
 checks the script in a minute. Results: ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``
@@ -34,6 +34,7 @@ checks the script in a minute. Results: ``benchmarks/results/groupnet_mnist_trai
 # horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
 import horq_keras  # noqa: F401, I001
 import concurrent.futures
+import contextlib
 import json
 import pathlib
 import statistics
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 
+from horq_keras.argtypes import int_at_least
 from _results import base_parser, command_line, markdown_table, parse_smoke_args, write_results
 from groupnet_mnist import DECOMPOSITIONS, run_plan, trend_checks
 
@@ -65,7 +67,8 @@ def parse_args(argv):
                         help="test images of each run's parity check")
     parser.add_argument("--no-convert", action="store_true",
                         help="skip the trainer's LCE conversion and parity check")
-    parser.add_argument("--jobs", type=int, default=1, help="training runs at a time")
+    parser.add_argument("--jobs", type=int_at_least(1), default=1,
+                        help="training runs at a time")
     parser.add_argument("--name", default=NAME,
                         help="results file name (for a campaign split by configuration)")
     parser.add_argument("--work-dir", default=None,
@@ -186,12 +189,11 @@ def main(argv=None):
     args = parse_args(argv)
     command = command_line("groupnet_mnist_trainer.py", argv)
     began = time.monotonic()
-    if args.work_dir is None:
-        with tempfile.TemporaryDirectory() as workdir:
-            reports, trained_here = run_campaign(args, pathlib.Path(workdir))
-    else:
+    if args.work_dir is not None:
         pathlib.Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-        reports, trained_here = run_campaign(args, pathlib.Path(args.work_dir))
+    with (tempfile.TemporaryDirectory() if args.work_dir is None
+          else contextlib.nullcontext(args.work_dir)) as workdir:
+        reports, trained_here = run_campaign(args, pathlib.Path(workdir))
     wall = time.monotonic() - began
     runs = summarize(reports, args)
     checks = trend_checks(runs, args)
@@ -237,7 +239,7 @@ def main(argv=None):
         f"{table}\n## Trends on the seed means ({held} of {len(checks)} hold)\n\n{verdicts}\n"
         f"{parity_note}\nTraining time, all runs: {trained / 60:.1f} min (sum of the "
         "training wall times the runs' reports record). This invocation: "
-        f"{wall / 60:.1f} min, {trained_here} of {sum(len(r['accuracies']) for r in runs)} "
+        f"{wall / 60:.1f} min, {trained_here} of {len(reports)} "
         f"runs trained, {args.jobs} at a time; the others were read from --work-dir, "
         "trained earlier under whatever load their machine had then.\n")
     for path in write_results(args.output_dir, args.name, command=command, markdown=markdown,
