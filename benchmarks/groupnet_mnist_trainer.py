@@ -28,7 +28,7 @@ of 8 epochs), about 5.5 hours for the 30 runs one at a time; its finished runs a
 ``benchmarks/results/groupnet_mnist_trainer_4ep_runs/``. ``--smoke`` (W1A1, K = 2 both
 ways, one seed, 64 images, no conversion: the trainer's conversion has its own tests)
 checks the script in a minute. Results: ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``
-(1 epoch), ``groupnet_mnist_trainer_4ep_w1a1.*`` (4 epochs, W1A1).
+(1 epoch), ``groupnet_mnist_trainer_4ep.*`` (4 epochs, ``--name groupnet_mnist_trainer_4ep``).
 """
 
 # horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
