@@ -164,12 +164,11 @@ def plot(runs, args):
     figure, axes = plt.subplots(1, len(bits_list), figsize=(5 * len(bits_list), 4),
                                 squeeze=False)
     for axis, bits in zip(axes[0], bits_list):
-        for label in ("direct", *DECOMPOSITIONS):
+        for label in DECOMPOSITIONS:  # K = 1 (direct) starts both lines
             points = [run for run in runs if run["activation_bits"] == bits
-                      and (run["decomposition"] == label
-                           or (run["bases"] == 1 and label != "direct"))]
+                      and (run["decomposition"] == label or run["bases"] == 1)]
             points.sort(key=lambda run: run["bases"])
-            if label == "direct" or not points:
+            if not points:
                 continue
             axis.errorbar([r["bases"] for r in points],
                           [100 * r["test_accuracy"] for r in points],
