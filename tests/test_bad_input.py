@@ -1,7 +1,7 @@
 """The table of bad inputs of issue 14 (commands other than ``train``): each case ends
 with one clear line on stderr and its exit status (0 ok, 1 parity failed, 2 bad input or
 a failure before results, 3 conversion failed), and nothing a user made is destroyed.
-The README's "Bad input and exit codes" table lists the same cases."""
+The table of docs/bad_input.md lists the same cases."""
 
 import os
 

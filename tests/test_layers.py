@@ -1,6 +1,6 @@
 """The package's layers import only downward, and the TFLite tools stay Keras-free.
 
-Layers (README, "Layout"), each importing only from the ones below it:
+Layers (docs/layout.md), each importing only from the ones below it:
 
 0. base — argument checks and the Keras 2 bootstrap, importing nothing of the package;
 1. core — the paper code: quantizers, layers, groupnet, models, datasets;

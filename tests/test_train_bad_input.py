@@ -1,6 +1,6 @@
 """``horq-keras train`` bad input: one line on stderr, exit code 2, nothing written.
 
-Each case of the README's table; none may print a traceback or download anything.
+Each case of the table in docs/bad_input.md; none may print a traceback or download anything.
 """
 
 import pathlib
@@ -41,7 +41,7 @@ def assert_refused(args, message, tmp_path, capsys):
     assert not out.exists()
 
 
-# (case, arguments, message): the table of the README ("Bad input").
+# (case, arguments, message): the table of docs/bad_input.md.
 CASES = [
     ("unknown model", ["--model", "resnet9000"], "--model: unknown model 'resnet9000'"),
     ("unknown model argument", ["--model-arg", "depth=3"],
