@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
+from horq_keras.files import atomic_write_bytes, atomic_write_text
 from horq_keras.tflite.ops import summarize_ops
 from horq_keras.tflite.runner import LceInterpreter
 

@@ -3,7 +3,7 @@
 Each benchmark ``benchmarks/<name>.py`` writes ``<output-dir>/<name>.md`` (provenance
 header, then its tables), ``<name>.json`` (the same figures plus provenance, machine
 readable) and ``<name>.png`` (its plot). Every file is written atomically
-(:func:`horq_keras.tflite.files.atomic_open`), so a failed or interrupted run never
+(:func:`horq_keras.files.atomic_open`), so a failed or interrupted run never
 leaves a half-written result behind nor clobbers the previous one.
 """
 
@@ -15,7 +15,7 @@ import sys
 
 from _provenance import markdown_header, provenance
 
-from horq_keras.tflite.files import atomic_open
+from horq_keras.files import atomic_open
 
 __all__ = [
     "RESULTS_DIR",

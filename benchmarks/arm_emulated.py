@@ -61,7 +61,7 @@ from _results import (
 from horq_keras.converters.conversion import deployable
 from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
-from horq_keras.tflite.files import atomic_write_text
+from horq_keras.files import atomic_write_text
 from horq_keras.tflite.graph import read_graph
 from horq_latency import convert, resnet18, single_op_flatbuffers, stack_model
 

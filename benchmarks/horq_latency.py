@@ -64,7 +64,7 @@ from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
 from _timing import load_average, time_interleaved
-from horq_keras.converters.horq_export import fold_horq_batch_norms
+from horq_keras.converters.batchnorm_fold import fold_horq_batch_norms
 from horq_keras.converters.report import is_box_filter
 from horq_keras.layers import HORQConv2D
 from horq_keras.tflite.graph import read_graph

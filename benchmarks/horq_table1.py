@@ -39,7 +39,7 @@ from _results import (
 )
 from horq_keras.datasets import load_mnist, mnist_datasets
 from horq_keras.models import horq_lenet
-from horq_keras.tflite.files import atomic_open
+from horq_keras.files import atomic_open
 
 NAME = "horq_table1"
 

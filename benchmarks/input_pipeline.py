@@ -2,7 +2,7 @@
 
 Measures, in one run at the same image size and batch size:
 
-- the training pipeline of an image folder (:mod:`horq_keras.training.data`: parallel
+- the training pipeline of an image folder (:mod:`horq_keras.datasets.pipelines`: parallel
   PNG/JPEG decode, resize, cache when it fits, random-resized crop and flip, batching,
   prefetch) in images per second, iterated alone for ``--pipeline-batches`` batches
   after one warm-up epoch (the cached state ``fit`` sees from epoch 2 on), and once cold
@@ -26,7 +26,6 @@ import pathlib
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 from _results import (
     base_parser,
@@ -39,8 +38,8 @@ from _results import (
 
 from horq_keras.datasets import load_mnist
 from horq_keras.training import registry
-from horq_keras.training.data import inspect_data, make_datasets
-from horq_keras.training.sources import DataSource
+from horq_keras.datasets.pipelines import inspect_data, make_datasets
+from horq_keras.datasets.sources import DataSource
 
 NAME = "input_pipeline"
 

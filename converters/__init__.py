@@ -6,7 +6,7 @@
 - :func:`rewrite_bit_planes` — k-bit activations as binary bit planes (:mod:`.kbit`).
 - :func:`prepare_int8` — quantization-aware training of the float first/last layers.
 - :func:`fold_horq_batch_norms` — a batch norm after a HORQ conv folded into it
-  (:mod:`.horq_export`; ``convert`` does it).
+  (:mod:`.batchnorm_fold`; ``convert`` does it).
 - :func:`deployable` — the Keras model ``convert`` hands to LCE (bit planes, folds).
 
 Reading, checking and running flatbuffers, MAC counts and atomic writes are Keras-free
@@ -43,7 +43,7 @@ _HOMES = {
     "Parity": "report",
     "convert": "conversion",
     "deployable": "conversion",
-    "fold_horq_batch_norms": "horq_export",
+    "fold_horq_batch_norms": "batchnorm_fold",
     "is_int8_prepared": "int8",
     "prepare_int8": "int8",
     "rewrite_bit_planes": "kbit",

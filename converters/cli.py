@@ -5,7 +5,7 @@ parity outside tolerance (the .tflite is written all the same, the report says b
 much), 2 bad input or a failure before any result (missing or wrong files, unknown
 custom objects, an output that is an input, unwritable paths, ...), 3 LCE could not
 convert the model; errors are one line on stderr. Every output path is checked
-(:func:`horq_keras.tflite.outputs.check_outputs`) before any work.
+(:func:`horq_keras.files.check_outputs`) before any work.
 """
 
 import argparse
@@ -88,21 +88,35 @@ def register(subparsers):
     verify.set_defaults(func=run_verify)
 
 
+def _data_inputs(args):
+    """The files ``--data`` and ``--labels`` read (an output must not overwrite them)."""
+    data = args.data.location if args.data is not None and args.data.kind == "npy" else None
+    return {"--data": data, "--labels": args.labels}
+
+
+def _classes(output_shape):
+    """The class count of a classifier's ``(batch, classes)`` output, else None."""
+    return int(output_shape[-1]) if len(output_shape) == 2 and output_shape[-1] else None
+
+
 def run_convert(args):
     """Run ``horq-keras convert``; see the module docstring for the exit status."""
     from horq_keras.converters.conversion import ConversionError, convert
     from horq_keras.converters.data_option import data_from_options
-    from horq_keras.converters.loading import import_modules
-    from horq_keras.tflite.outputs import check_outputs
+    from horq_keras.converters.loading import import_modules, load_model
+    from horq_keras.files import check_outputs
 
     try:
         check_outputs({"--output": args.output, "--report": args.report},
-                      {"MODEL": args.model, "--data": args.data, "--labels": args.labels})
+                      {"MODEL": args.model, **_data_inputs(args)})
         import_modules(args.imports)
+        model = load_model(args.model)
         data = (False if args.verify == 0 else
-                data_from_options(args.data, args.labels, args.verify))
+                data_from_options(args.data, args.labels, args.verify, data_dir=args.data_dir,
+                                  input_shape=tuple(model.input_shape[1:]),
+                                  num_classes=_classes(model.output_shape)))
         report = convert(
-            args.model, args.output, target=args.target, int8=args.int8,
+            model, args.output, target=args.target, int8=args.int8,
             verify_data=data, atol=args.atol, rtol=args.rtol,
             rounding_floor=args.rounding_floor, kbit=args.kbit,
             progress=not args.quiet,
@@ -122,15 +136,17 @@ def run_verify(args):
     from horq_keras.converters.data_option import data_from_options
     from horq_keras.converters.loading import import_modules
     from horq_keras.converters.verification import verify
-    from horq_keras.tflite.files import atomic_write_text
-    from horq_keras.tflite.outputs import check_outputs
+    from horq_keras.files import atomic_write_text, check_outputs
+    from horq_keras.tflite.check import read_tflite
 
     try:
         check_outputs({"--report": args.report},
-                      {"MODEL": args.model, "MODEL.tflite": args.tflite, "--data": args.data,
-                       "--labels": args.labels})
+                      {"MODEL": args.model, "MODEL.tflite": args.tflite, **_data_inputs(args)})
         import_modules(args.imports)
-        data = data_from_options(args.data, args.labels, args.samples)
+        _, graph = read_tflite(args.tflite, argument="tflite")
+        data = data_from_options(args.data, args.labels, args.samples, data_dir=args.data_dir,
+                                 input_shape=tuple(graph.inputs[0].shape[1:]),
+                                 num_classes=_classes(graph.outputs[0].shape))
         result = verify(args.model, args.tflite, data=data, atol=args.atol,
                         rtol=args.rtol, rounding_floor=args.rounding_floor,
                         progress=not args.quiet)

@@ -3,7 +3,7 @@
 Steps: check the arguments and the output path (before any work), load the model,
 refuse what LCE cannot run (HORQ's exact per-column beta form; int8 without QAT),
 rewrite k-bit activations into binary bit planes (:mod:`.kbit`), fold the batch norm
-after each HORQ convolution into it (:mod:`.horq_export`), convert with LCE,
+after each HORQ convolution into it (:mod:`.batchnorm_fold`), convert with LCE,
 attribute every ``LceBconv2d`` to its layer (:mod:`.lowering`), check parity with
 Keras (:mod:`.verification`), write the .tflite atomically, and return the report
 (:mod:`.report`). An error at any step leaves no file behind.
@@ -16,7 +16,7 @@ import larq_compute_engine as lce
 from tqdm.auto import tqdm
 
 from horq_keras.converters import TARGETS
-from horq_keras.converters.horq_export import fold_horq_batch_norms
+from horq_keras.converters.batchnorm_fold import fold_horq_batch_norms
 from horq_keras.converters.int8 import is_int8_prepared, require_int8_prepared
 from horq_keras.converters.kbit import rewrite_bit_planes
 from horq_keras.converters.loading import load_model
@@ -25,9 +25,9 @@ from horq_keras.converters.parity_data import parity_data
 from horq_keras.converters.report import build_report
 from horq_keras.converters.verification import parity
 from horq_keras.layers import HORQConv2D
-from horq_keras.tflite.files import atomic_write_bytes
+from horq_keras.files import atomic_write_bytes
 from horq_keras.tflite.graph import read_graph
-from horq_keras.tflite.outputs import check_outputs
+from horq_keras.files import check_outputs
 
 __all__ = ["TARGETS", "ConversionError", "convert", "convert_to_flatbuffer", "deployable"]
 

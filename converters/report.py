@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from terminaltables import AsciiTable
 
-from horq_keras.tflite.files import atomic_write_text
+from horq_keras.files import atomic_write_text
 from horq_keras.tflite.macs import (
     BINARY_CONV,
     MacCount,

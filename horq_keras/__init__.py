@@ -11,7 +11,7 @@ package (layers, quantizers, Group-Net's) is registered as ``horq_keras>Name`` a
 larq's plain ``Name`` once Keras is imported (:mod:`horq_keras.serialization`), so that
 saved models load after ``import horq_keras`` alone, without ``custom_objects``.
 
-Package layers, each importing only the ones below it (``tests/test_layers.py``):
+Package layers, each importing only the ones below it (``tests/test_import_layers.py``):
 
 1. core — :mod:`.quantizers`, :mod:`.layers`, :mod:`.groupnet`, :mod:`.models`,
    :mod:`.datasets` (Keras, larq);

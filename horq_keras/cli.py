@@ -20,7 +20,7 @@ from horq_keras.exit_status import EPILOG
 __all__ = ["COMMAND_MODULES", "QUIET_TF_LOG_LEVEL", "build_parser", "main"]
 
 COMMAND_MODULES = (
-    "horq_keras.train_cli",
+    "horq_keras.training.cli",
     "horq_keras.converters.cli",
     "horq_keras.bench.cli",
 )

@@ -30,7 +30,7 @@ OBJECTS = {
     "horq_keras.layers.bitplane": ("BitPlaneConv2D",),
     "horq_keras.groupnet.quantizers": ("BinaryWeight", "UniformActivation"),
     "horq_keras.groupnet.branches": ("BranchScales",),
-    "horq_keras.converters.horq_export": ("FoldedHORQConv2D",),
+    "horq_keras.converters.batchnorm_fold": ("FoldedHORQConv2D",),
     "horq_keras.training.distill": ("DistillationLoss",),
 }
 

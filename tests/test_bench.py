@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from horq_keras.bench import bench, cli, parse, runner
+from horq_keras.bench import cli, timing, parse, runner
 from horq_keras.bench.adb import parse_adb_devices
 from horq_keras.tflite.ops import summarize_ops
 from horq_keras.bench.ssh import check_ssh_option
@@ -131,7 +131,7 @@ def fake_benchmark_binary(tmp_path):
     log = tmp_path / "fake_benchmark_model.jsonl"
     path = tmp_path / "fake_lce_benchmark_model"
     path.write_text(_FAKE_BENCHMARK_MODEL.format(
-        python=sys.executable, runner_dir=os.path.dirname(bench.RUNNER_PATH), log=str(log)))
+        python=sys.executable, runner_dir=os.path.dirname(timing.RUNNER_PATH), log=str(log)))
     path.chmod(0o755)
 
     def read_log():
@@ -419,7 +419,7 @@ def test_ssh_options_cannot_loosen_checks():
 ])
 def test_settings_reject(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}` must be an integer >= 1"):
-        bench.Settings(**kwargs)
+        timing.Settings(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs, argument", [
@@ -488,8 +488,8 @@ def _file_facts(path):
 
 
 def test_local_benchmark_with_the_python_runner(bench_models):
-    settings = bench.Settings(runs=15, warmup=2, use_xnnpack=False)
-    result = bench.benchmark(bench_models["binary"], bench_models["float"], settings=settings)
+    settings = timing.Settings(runs=15, warmup=2, use_xnnpack=False)
+    result = timing.benchmark(bench_models["binary"], bench_models["float"], settings=settings)
     assert result["target"] == "local"
     assert result["machine"]["machine"] == platform.machine()
     assert result["runner"] == {
@@ -513,7 +513,7 @@ def test_local_benchmark_with_the_python_runner(bench_models):
 
 
 def test_local_benchmark_without_baseline(bench_models):
-    result = bench.benchmark(bench_models["float"], settings=bench.Settings(runs=3, warmup=1))
+    result = timing.benchmark(bench_models["float"], settings=timing.Settings(runs=3, warmup=1))
     assert result["baseline"] is None and result["speedup_vs_baseline"] is None
     assert result["model"]["latency_ms"]["count"] == 3
 
@@ -521,8 +521,8 @@ def test_local_benchmark_without_baseline(bench_models):
 def test_runner_that_cannot_load_the_model_fails_clearly(bench_models):
     start = time.monotonic()
     with pytest.raises(BenchError) as info:
-        bench.benchmark(bench_models["float"], bench_models["unloadable"],
-                        settings=bench.Settings(runs=2, warmup=1))
+        timing.benchmark(bench_models["float"], bench_models["unloadable"],
+                        settings=timing.Settings(runs=2, warmup=1))
     message = str(info.value)
     assert "cannot run the baseline model" in message
     assert "unresolved custom op: LceBconv9d" in message
@@ -532,7 +532,7 @@ def test_runner_that_cannot_load_the_model_fails_clearly(bench_models):
 def test_tflite_runtime_fallback_explains_lce_models(bench_models):
     """Without LCE (forced with --runtime tflite) the runner runs float models and says
     what to do for models with LCE operators."""
-    argv = [sys.executable, bench.RUNNER_PATH, "--runtime", "tflite", "--runs", "2", "--warmup", "1"]
+    argv = [sys.executable, timing.RUNNER_PATH, "--runtime", "tflite", "--runs", "2", "--warmup", "1"]
     ok = subprocess.run([*argv, bench_models["float"]], capture_output=True, text=True, timeout=300)
     output = parse.parse_runner_output(ok.stdout)
     assert ok.returncode == 0 and output["runtime"].startswith("tensorflow ")
@@ -545,19 +545,19 @@ def test_tflite_runtime_fallback_explains_lce_models(bench_models):
 
 def test_benchmark_rejects_bad_models(bench_models, tmp_path):
     with pytest.raises(ValueError, match="`model` must be a .tflite file"):
-        bench.benchmark(str(tmp_path / "missing.tflite"))
+        timing.benchmark(str(tmp_path / "missing.tflite"))
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(os.urandom(256))
     with pytest.raises(ValueError, match="`baseline` .*not a TFLite flatbuffer"):
-        bench.benchmark(bench_models["binary"], str(junk))
+        timing.benchmark(bench_models["binary"], str(junk))
     with pytest.raises(ValueError, match="`--benchmark-binary` is required for --target adb"):
-        bench.benchmark(bench_models["binary"], target="adb")
+        timing.benchmark(bench_models["binary"], target="adb")
 
 
 def test_local_benchmark_binary(bench_models, fake_benchmark_binary):
     binary, read_log = fake_benchmark_binary
-    settings = bench.Settings(threads=2, runs=6, warmup=2, use_indirect_bgemm=False)
-    result = bench.benchmark(bench_models["binary"], bench_models["float"], settings=settings,
+    settings = timing.Settings(threads=2, runs=6, warmup=2, use_indirect_bgemm=False)
+    result = timing.benchmark(bench_models["binary"], bench_models["float"], settings=settings,
                              benchmark_binary=binary)
     assert result["runner"] == {"kind": "lce_benchmark_model", "binary": binary}
     assert result["settings"] == vars(settings)
@@ -568,10 +568,10 @@ def test_local_benchmark_binary(bench_models, fake_benchmark_binary):
 
 def test_local_benchmark_binary_failures(bench_models, fake_benchmark_binary, tmp_path):
     with pytest.raises(ValueError, match="`--benchmark-binary` .* is missing or not executable"):
-        bench.benchmark(bench_models["binary"], benchmark_binary=str(tmp_path / "nothing"))
+        timing.benchmark(bench_models["binary"], benchmark_binary=str(tmp_path / "nothing"))
     with pytest.raises(BenchError, match="failed on the model .*LceBconv9d"):
-        bench.benchmark(bench_models["unloadable"], benchmark_binary=fake_benchmark_binary[0],
-                        settings=bench.Settings(runs=2, warmup=1))
+        timing.benchmark(bench_models["unloadable"], benchmark_binary=fake_benchmark_binary[0],
+                        settings=timing.Settings(runs=2, warmup=1))
 
 
 # --------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ import time
 import pytest
 from test_bench import bench_models, check_against_fake_log, fake_benchmark_binary  # noqa: F401
 
-from horq_keras.bench import bench
+from horq_keras.bench import timing
 from horq_keras.bench.targets import BenchError, TargetOptions
 
-_QUICK = bench.Settings(runs=3, warmup=1)
+_QUICK = timing.Settings(runs=3, warmup=1)
 
 # Stand-in for adb: `adb devices` prints $FAKE_ADB_DEVICES (SERIAL<TAB>STATE lines);
 # `adb -s SERIAL push SRC... DIR/` copies; `adb -s SERIAL shell CMD` runs `sh -c CMD`.
@@ -71,8 +71,8 @@ def fake_adb(tmp_path, monkeypatch):
 def test_adb_push_run_parse_and_clean_up(bench_models, fake_benchmark_binary, fake_adb):  # noqa: F811
     device_dir, adb_log = fake_adb
     binary, read_log = fake_benchmark_binary
-    settings = bench.Settings(threads=4, runs=4, warmup=1)
-    result = bench.benchmark(bench_models["binary"], bench_models["float"], target="adb",
+    settings = timing.Settings(threads=4, runs=4, warmup=1)
+    result = timing.benchmark(bench_models["binary"], bench_models["float"], target="adb",
                              settings=settings, options=TargetOptions(device_dir=str(device_dir)),
                              benchmark_binary=binary)
     workdir = f"{device_dir}/horq-bench"
@@ -97,7 +97,7 @@ def test_adb_device_selection(bench_models, fake_benchmark_binary, fake_adb, mon
                               devices, target, message):
     monkeypatch.setenv("FAKE_ADB_DEVICES", devices)
     with pytest.raises(BenchError, match=message):
-        bench.benchmark(bench_models["binary"], target=target, settings=_QUICK,
+        timing.benchmark(bench_models["binary"], target=target, settings=_QUICK,
                         options=TargetOptions(device_dir=str(fake_adb[0])),
                         benchmark_binary=fake_benchmark_binary[0])
 
@@ -106,7 +106,7 @@ def test_adb_missing_local_benchmark_binary(bench_models, fake_adb, tmp_path):  
     """Checked before any adb call."""
     message = "`--benchmark-binary` .* does not exist here: download LCE's lce_benchmark_model_android_arm64"
     with pytest.raises(ValueError, match=message):
-        bench.benchmark(bench_models["binary"], target="adb", settings=_QUICK,
+        timing.benchmark(bench_models["binary"], target="adb", settings=_QUICK,
                         options=TargetOptions(device_dir=str(fake_adb[0])),
                         benchmark_binary=str(tmp_path / "lce_benchmark_model"))
     assert not fake_adb[1].exists()  # the stand-in adb's log: never called
@@ -133,7 +133,7 @@ def test_real_adb_without_device_fails_fast(bench_models, fake_benchmark_binary,
     start = time.monotonic()
     try:
         with pytest.raises(BenchError, match="no Android device attached: `adb devices` lists none"):
-            bench.benchmark(bench_models["binary"], target="adb", settings=_QUICK,
+            timing.benchmark(bench_models["binary"], target="adb", settings=_QUICK,
                             benchmark_binary=fake_benchmark_binary[0])
         assert time.monotonic() - start < 35
         # bench started adb's server (none ran on this port) and stopped it again

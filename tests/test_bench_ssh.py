@@ -23,7 +23,7 @@ import types
 import pytest
 from test_bench import bench_main, bench_models, check_against_fake_log, fake_benchmark_binary  # noqa: F401
 
-from horq_keras.bench import bench
+from horq_keras.bench import timing
 from horq_keras.bench.targets import BenchError, TargetOptions
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -126,7 +126,7 @@ def _work_dirs():
     return set(glob.glob("/tmp/horq-bench.*"))
 
 
-_QUICK = bench.Settings(runs=3, warmup=1)
+_QUICK = timing.Settings(runs=3, warmup=1)
 
 
 def test_ssh_cli_with_the_python_runner(sshd, bench_models, tmp_path):  # noqa: F811
@@ -152,8 +152,8 @@ def test_ssh_cli_with_the_python_runner(sshd, bench_models, tmp_path):  # noqa: 
 
 def test_ssh_with_lce_benchmark_binary(sshd, bench_models, fake_benchmark_binary):  # noqa: F811
     binary, read_log = fake_benchmark_binary
-    settings = bench.Settings(threads=2, runs=5, warmup=2, use_xnnpack=False, op_profiling=False)
-    result = bench.benchmark(bench_models["binary"], bench_models["float"], target=_target(sshd),
+    settings = timing.Settings(threads=2, runs=5, warmup=2, use_xnnpack=False, op_profiling=False)
+    result = timing.benchmark(bench_models["binary"], bench_models["float"], target=_target(sshd),
                              settings=settings, options=_options(sshd), benchmark_binary=binary)
     entries = read_log()
     workdir = os.path.dirname(entries[0]["flags"]["graph"])
@@ -165,10 +165,10 @@ def test_ssh_with_lce_benchmark_binary(sshd, bench_models, fake_benchmark_binary
 
 
 def _fails(message, *args, **kwargs):
-    """Run ``bench.benchmark``; assert it raises BenchError matching ``message`` fast."""
+    """Run ``timing.benchmark``; assert it raises BenchError matching ``message`` fast."""
     start = time.monotonic()
     with pytest.raises(BenchError, match=message):
-        bench.benchmark(*args, **kwargs)
+        timing.benchmark(*args, **kwargs)
     return time.monotonic() - start
 
 
@@ -309,6 +309,6 @@ def test_ssh_interrupt_kills_the_remote_runner(sshd, bench_models, tmp_path,  # 
 
     monkeypatch.setattr("horq_keras.bench.targets.subprocess.run", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        bench.benchmark(bench_models["binary"], target=_target(sshd), options=_options(sshd),
+        timing.benchmark(bench_models["binary"], target=_target(sshd), options=_options(sshd),
                         benchmark_binary=str(script), settings=_QUICK)
     _assert_runner_killed_before_clean_up(pid_file, marker)

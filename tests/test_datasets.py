@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from horq_keras import datasets
+from horq_keras.datasets import mnist as datasets
 from horq_keras.datasets import MnistDataError, MnistNotFoundError, load_mnist, mnist_datasets
 
 REAL_MNIST = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"

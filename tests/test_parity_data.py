@@ -17,6 +17,7 @@ from horq_keras.tflite.runner import run_tflite
 from horq_keras.cli import main as cli_main
 from horq_keras.datasets import load_mnist, scale_images
 from horq_keras.models import horq_lenet
+from train_data import mnist_folder
 
 MNIST = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"
 SAMPLES = 300
@@ -90,7 +91,7 @@ def test_cli_real_data(trained, capsys, tmp_path):
     status = cli_main(["verify", paths["bias.h5"], paths["model.tflite"], "--data",
                        f"idx:{MNIST}", "--samples", "200", "--report", str(report), "--quiet"])
     out = capsys.readouterr().out
-    assert status == 1 and "FAILED" in out and "MNIST test set" in out
+    assert status == 1 and "FAILED" in out and f"validation split of idx:{MNIST}" in out
     saved = json.loads(report.read_text())
     assert saved["ok"] is False and saved["samples"] == 200
     assert saved["keras_accuracy"] is not None and saved["compared"] == "pre-softmax logits"
@@ -115,19 +116,27 @@ def test_cli_real_data(trained, capsys, tmp_path):
                        "--data", f"idx:{MNIST}", "--verify", "100", "--quiet"])
     assert status == 0  # the shifted model converts to its own, equal, flatbuffer
     out = capsys.readouterr().out
-    assert "100 samples (MNIST test set" in out and ": OK" in out
+    assert "100 samples (validation split of idx:" in out and ": OK" in out
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--data", "nope.txt"], "--data must be `mnist`, `idx:DIR` or a .npy file"),
+    (["--data", "nope.txt"],
+     "argument --data: must be mnist, idx:DIR, folder:DIR, tfds:NAME or PATH.npy"),
     (["--data", "missing.npy"], "--data: no such file"),
     (["--labels", "y.npy"], "--labels needs --data PATH.npy"),
-    (["--data", "idx:"], "--data idx:DIR needs a directory"),
-    (["--data", "idx:/nonexistent"], "--data: MNIST directory /nonexistent"),
+    (["--data", "idx:"], "argument --data: must be mnist, idx:DIR"),
+    (["--data", "idx:/nonexistent"], "--data idx:/nonexistent: directory /nonexistent does not"),
+    (["--data", "folder:/nonexistent"], "--data folder:/nonexistent: /nonexistent/train does not"),
+    (["--data", "mnist", "--data-dir", "/nonexistent"],
+     "--data-dir: MNIST directory /nonexistent does not exist"),
+    (["--data-dir", "/nonexistent"], "--data-dir needs --data mnist or --data tfds:NAME"),
 ])
 def test_cli_bad_data(trained, capsys, argv, message):
     paths = trained["paths"]
-    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], *argv, "--quiet"])
+    try:
+        status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], *argv, "--quiet"])
+    except SystemExit as exit:  # argparse refuses a malformed --data
+        status = exit.code
     assert status == 2 and message in capsys.readouterr().err
 
 
@@ -348,3 +357,43 @@ def test_logits_of_a_model_sharing_its_softmax():
     assert deployed.layers[-1] is model.layers[-1]
     np.testing.assert_allclose(keras_logits(deployed).predict(x, verbose=0),
                                keras_logits(model).predict(x, verbose=0), atol=1e-5)
+
+
+def test_cli_verifies_on_the_data_train_reads(trained, capsys, tmp_path):
+    """``--data`` means what it means for ``train``: an image folder's and any IDX data's
+    validation split (not only checksummed MNIST), prepared as ``train`` prepares it."""
+    paths = trained["paths"]
+    folder = mnist_folder(tmp_path / "digits", n_train=60, n_val=40)
+    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], "--data",
+                       f"folder:{folder}", "--report", str(tmp_path / "f.json"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert f"validation split of folder:{folder}, first 40 samples" in out
+    assert json.loads((tmp_path / "f.json").read_text())["keras_accuracy"] > 0.5
+
+    idx = tmp_path / "idx"  # IDX data that is not MNIST: its checksums differ
+    idx.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        (idx / name).write_bytes((MNIST / name).read_bytes())
+    images = bytearray((MNIST / "t10k-images-idx3-ubyte").read_bytes())
+    images[16:16 + 28 * 28] = bytes(28 * 28)  # the first test digit blanked
+    (idx / "t10k-images-idx3-ubyte").write_bytes(bytes(images))
+    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], "--data",
+                       f"idx:{idx}", "--samples", "30", "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0 and f"validation split of idx:{idx}, first 30 samples" in out
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.full(20, 10), "--labels: class ids must be in 0..9 (the model's 10 classes); got ids 10..10"),
+    (np.full(20, -1), "class ids must be in 0..9"),
+    (np.full(20, 0.5), "--labels: class ids must be integers; got float64"),
+    (np.zeros((20, 2), np.int64), "--labels: class ids must be a 1-D array"),
+])
+def test_cli_refuses_labels_outside_the_model(trained, capsys, tmp_path, labels, message):
+    paths = trained["paths"]
+    np.save(tmp_path / "x.npy", trained["x"][:20])
+    np.save(tmp_path / "y.npy", labels)
+    status = cli_main(["verify", paths["model.h5"], paths["model.tflite"], "--data",
+                       str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--quiet"])
+    assert status == 2 and message in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from train_data import REAL_MNIST, needs_mnist
 
-from horq_keras import train
+from horq_keras.training import callbacks, train
 from horq_keras.cli import main
 from horq_keras.datasets import load_mnist, scale_images
 
@@ -184,7 +184,7 @@ def test_history_csv_keeps_the_rows_before_the_resumed_epoch(tmp_path, monkeypat
     path.write_text("epoch,loss,seconds\n0,1.0,3.5\n1,0.5,4.0\n")
     clock = iter([100.0, 102.25])
     monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    callback = train.HistoryCSV(path)
+    callback = callbacks.HistoryCSV(path)
     callback.on_epoch_begin(1)  # the backup holds epoch 0 only
     callback.on_epoch_end(1, {"loss": 0.25})
     assert path.read_text() == "epoch,loss,seconds\n0,1.0,3.5\n1,0.25,2.25\n"
@@ -198,7 +198,7 @@ def test_history_csv_of_a_run_begun_without_seconds(tmp_path, monkeypatch):
     path.write_text("epoch,loss\n0,1.0\n")
     clock = iter([10.0, 12.0])
     monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    callback = train.HistoryCSV(path)
+    callback = callbacks.HistoryCSV(path)
     callback.on_epoch_begin(1)
     callback.on_epoch_end(1, {"loss": 0.5})
     assert path.read_text() == "epoch,loss,seconds\n0,1.0,\n1,0.5,2.0\n"
@@ -211,7 +211,7 @@ def test_saving_the_run_model_shows_no_hdf5_format_advice(tmp_path):
     import warnings
 
     import tensorflow as tf
-    from horq_keras.train import save_model_atomic
+    from horq_keras.training.callbacks import save_model_atomic
 
     inputs = tf.keras.Input((4,))
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))

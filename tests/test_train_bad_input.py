@@ -3,7 +3,6 @@
 Each case of the table in docs/bad_input.md; none may print a traceback or download anything.
 """
 
-import pathlib
 
 import horq_keras  # noqa: F401
 import pytest
@@ -11,8 +10,8 @@ from train_data import REAL_MNIST, mnist_folder, needs_mnist
 
 from horq_keras.cli import main
 from horq_keras.datasets import ENV_VAR
-from horq_keras.training.data import inspect_data
-from horq_keras.training.sources import parse_source
+from horq_keras.datasets.pipelines import inspect_data
+from horq_keras.datasets.sources import parse_source
 
 
 @pytest.fixture(scope="module")

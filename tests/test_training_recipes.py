@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from train_data import REAL_MNIST, model_weights, needs_mnist
 
-from horq_keras import train
+from horq_keras.training import train
 from horq_keras.cli import build_parser, main
 from horq_keras.models import horq_lenet
 from horq_keras.training import distill, optimizers, registry

@@ -6,7 +6,7 @@ for the runners, :mod:`.targets` for the targets (:mod:`.registry` picks one),
 :mod:`.parse` for the log formats.
 """
 
-from horq_keras.bench.bench import Settings, benchmark
+from horq_keras.bench.timing import Settings, benchmark
 from horq_keras.bench.targets import BenchError, TargetOptions
 
 __all__ = ["benchmark", "Settings", "TargetOptions", "BenchError"]

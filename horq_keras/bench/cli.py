@@ -9,11 +9,11 @@ work and written atomically.
 import argparse
 
 from horq_keras.argtypes import int_at_least, positive_number
-from horq_keras.bench.bench import BINARY_NAME, Settings, benchmark
+from horq_keras.bench.timing import BINARY_NAME, Settings, benchmark
 from horq_keras.bench.report import format_summary, write_json, write_plot
 from horq_keras.bench.targets import TARGET_FORMS, BenchError, TargetOptions, parse_target
 from horq_keras.exit_status import EPILOG, OK, fail
-from horq_keras.tflite.outputs import check_outputs
+from horq_keras.files import check_outputs
 
 __all__ = ["register", "run"]
 

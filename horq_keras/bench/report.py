@@ -1,6 +1,6 @@
-"""Show a :func:`horq_keras.bench.bench.benchmark` result: text, JSON file, PNG plot.
+"""Show a :func:`horq_keras.bench.timing.benchmark` result: text, JSON file, PNG plot.
 
-Files are written atomically (:mod:`horq_keras.tflite.files`): a reader sees the old
+Files are written atomically (:mod:`horq_keras.files`): a reader sees the old
 file or the complete new one.
 """
 
@@ -8,7 +8,7 @@ import io
 import json
 
 from horq_keras.tflite.ops import is_binary_op
-from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
+from horq_keras.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["format_summary", "write_json", "write_plot"]
 

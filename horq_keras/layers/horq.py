@@ -210,7 +210,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         The per-channel constant ``alpha * channel_scale`` multiplies each binary
         convolution before the data-dependent ``beta_i``, so LCE folds it into the
         ``LceBconv2d`` output transform (``channel_scale``: a folded batch norm's scale,
-        see ``horq_keras.converters.horq_export``). The terms are summed by pairwise
+        see ``horq_keras.converters.batchnorm_fold``). The terms are summed by pairwise
         additions: TFLite runs ADD in XNNPACK with the multiplies, ADD_N in its own kernel.
         """
         # Convolve with the ±1 kernel B and scale by alpha afterwards (eq. 18–19): the

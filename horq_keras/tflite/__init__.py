@@ -12,9 +12,6 @@ does not load the others, NumPy or LCE):
   :func:`~.check.read_tflite` (structural checks of untrusted files);
 - :mod:`.ops` — operator names (:data:`~.ops.BINARY_CONV`, ...) and binary shares;
 - :mod:`.macs` — multiply-accumulates by kind (binary, float, int8);
-- :mod:`.files` — atomic writes and :func:`~.files.check_writable`;
-- :mod:`.outputs` — :func:`~.outputs.check_outputs`, the one rule of every command's
-  outputs (none is an input or another output, all checked before any work);
 - :mod:`.interpreter`, :mod:`.runner` — the one driver of LCE's interpreter
   (batching, optional child process, LCE's x86 flags): :func:`~.runner.run_tflite`.
 """

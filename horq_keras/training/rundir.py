@@ -14,7 +14,7 @@ import os
 import pathlib
 import shutil
 
-from horq_keras.tflite.files import atomic_write_text
+from horq_keras.files import atomic_write_text
 
 __all__ = ["RESULTS", "STAGES", "RunDir", "RunDirError"]
 

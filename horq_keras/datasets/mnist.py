@@ -27,6 +27,7 @@ __all__ = [
     "MnistNotFoundError",
     "load_idx",
     "load_mnist",
+    "mnist_directory",
     "mnist_datasets",
     "scale_images",
 ]
@@ -137,17 +138,27 @@ def _load_split(directory, prefix, checksum=True):
     return images, labels
 
 
-def _explicit_directory(path):
-    """The directory named by ``path`` or by :data:`ENV_VAR`, or ``None``."""
+def mnist_directory(path=None, *, argument="`path`"):
+    """The one MNIST location rule: ``path`` (named ``argument`` in errors), else
+    ``$HORQ_KERAS_MNIST_DIR``, else ``./data/mnist``. Returns the directory; raises
+    :class:`MnistNotFoundError` naming where it looked and how to get the files."""
     if path is not None:
-        source, directory = "`path`", pathlib.Path(path)
+        source, directory = argument, pathlib.Path(path)
     elif os.environ.get(ENV_VAR):
         source, directory = f"${ENV_VAR}", pathlib.Path(os.environ[ENV_VAR])
     else:
-        return None
+        directory = pathlib.Path.cwd() / DEFAULT_DIR
+        if not directory.is_dir():
+            raise MnistNotFoundError(
+                f"MNIST directory {directory} does not exist, ${ENV_VAR} is not set "
+                f"and no {argument} was given: no local MNIST copy, and nothing is "
+                f"downloaded at run time. "
+                f"Fix: {FIX_COMMAND}."
+            )
+        return directory
     if not directory.is_dir():
         raise MnistNotFoundError(
-            f"MNIST directory {directory} (from {source}) does not exist. "
+            f"MNIST directory {directory} does not exist (from {source}). "
             f"Fix: {FIX_COMMAND}, or point {source} at the IDX files."
         )
     return directory
@@ -170,15 +181,7 @@ def load_mnist(path=None):
             is no local copy at all (the message says how to get one).
         MnistDataError: a file is truncated, has a bad header or a wrong SHA-256.
     """
-    directory = _explicit_directory(path)
-    if directory is None:
-        directory = pathlib.Path.cwd() / DEFAULT_DIR
-        if not directory.is_dir():
-            raise MnistNotFoundError(
-                f"No local MNIST copy: {directory} does not exist, ${ENV_VAR} is not set "
-                f"and no `path` was given; nothing is downloaded at run time. "
-                f"Fix: {FIX_COMMAND}."
-            )
+    directory = mnist_directory(path)
     return _load_split(directory, "train"), _load_split(directory, "t10k")
 
 

@@ -1,9 +1,10 @@
-"""Options of ``horq-keras train``; the job itself is :func:`horq_keras.train.run`.
+"""Options of ``horq-keras train``; the job itself is :func:`horq_keras.training.train.run`.
 
 Only argparse and plain checks here: TensorFlow loads when the command runs, not when
 the parser is built (``horq-keras --help`` stays instant).
 """
 
+import argparse
 import pathlib
 
 from horq_keras._checks import BETA_FORMS
@@ -11,17 +12,14 @@ from horq_keras.argtypes import int_at_least
 from horq_keras.converters.cli import add_tolerance_options
 from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
-from horq_keras.training.sources import parse_source
+from horq_keras.datasets.sources import parse_source, source_type
+from horq_keras.exit_status import EPILOG
 
-__all__ = ["EXIT_CODES", "register"]
-
-EXIT_CODES = ("exit codes: 0 trained, converted and verified; 1 the .tflite disagrees with "
-              "Keras (parity failed); 2 bad input, or a failure before any result; 3 LCE "
-              "could not convert the model.")
+__all__ = ["register"]
 
 
 def _run(args):
-    from horq_keras.train import run
+    from horq_keras.training.train import run
 
     return run(args)
 
@@ -36,7 +34,8 @@ def register(subparsers):
                     "convert it with Larq Compute Engine (horq_keras.converters.convert) and "
                     "check the .tflite against Keras on the validation data.",
         epilog="An interrupted run resumes (from its last finished epoch, or from "
-               "conversion) when the same command is run again. " + EXIT_CODES,
+               "conversion) when the same command is run again.\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="horq_lenet",
                         help="registered model name (default: %(default)s)")
@@ -50,7 +49,7 @@ def register(subparsers):
     parser.add_argument("--beta-form", choices=BETA_FORMS, default=None,
                         help="shorthand for --model-arg beta_form=...; 'column' trains but "
                              "cannot be converted")
-    parser.add_argument("--data", type=parse_source, default=parse_source("mnist"),
+    parser.add_argument("--data", type=source_type(), default=parse_source("mnist"),
                         help="mnist (default) | idx:DIR | folder:DIR (train/ and val/ with a "
                              "subfolder per class) | tfds:NAME (prepared in --data-dir)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,

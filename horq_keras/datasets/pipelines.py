@@ -23,7 +23,7 @@ Sources:
   downloaded); splits ``train`` and ``validation`` (else ``test``). Needs the
   optional extra ``pip install 'horq-keras[tfds]'``.
 
-Pipelines: IDX data as in :func:`horq_keras.datasets.mnist_datasets` (no augmentation).
+Pipelines: IDX data as in :func:`.mnist.mnist_datasets` (no augmentation).
 Folders and TFDS (Group-Net §4.1, the standard ImageNet recipe): decode in parallel,
 resize the shorter side to ``image_size / 0.875``, ``cache()`` when that fits in
 :data:`CACHE_BYTES`; training takes a random-resized crop (area 8–100 %, aspect 3/4–4/3)
@@ -33,15 +33,14 @@ augmentation are deterministic under the seed (stateless random ops fed by
 """
 
 import dataclasses
-import os
 import pathlib
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from horq_keras import datasets
-from horq_keras.training.sources import DataSource, parse_source
+from horq_keras.datasets import mnist
+from horq_keras.datasets.sources import DataSource, parse_source
 
 __all__ = ["CACHE_BYTES", "DataError", "DataInfo", "DataSource", "inspect_data",
            "make_datasets", "parse_source"]
@@ -86,31 +85,22 @@ class DataInfo:
                 f"validation images of shape {self.input_shape}, {self.num_classes} classes")
 
 
-def _mnist_directory(data_dir):
-    if data_dir is not None:
-        source, directory = "--data-dir", pathlib.Path(data_dir)
-    elif os.environ.get(datasets.ENV_VAR):
-        source, directory = f"${datasets.ENV_VAR}", pathlib.Path(os.environ[datasets.ENV_VAR])
-    else:
-        source, directory = "--data-dir", pathlib.Path.cwd() / datasets.DEFAULT_DIR
-    if not directory.is_dir():
-        raise DataError(f"{source}: MNIST directory {directory} does not exist; point "
-                        f"--data-dir at the IDX files or run {datasets.FIX_COMMAND}.")
-    return directory, source
-
-
 def _idx_info(source, data_dir, limit_train, limit_val):
     if source.kind == "mnist":
-        directory, option = _mnist_directory(data_dir)
-        loader = datasets.load_mnist
+        option = "--data-dir"
+        try:
+            directory = mnist.mnist_directory(data_dir, argument="--data-dir")
+        except mnist.MnistNotFoundError as error:
+            raise DataError(f"{option}: {error}") from error
+        loader = mnist.load_mnist
     else:
         directory, option = pathlib.Path(source.location), f"--data {source}"
         if not directory.is_dir():
             raise DataError(f"{option}: directory {directory} does not exist.")
-        loader = datasets.load_idx
+        loader = mnist.load_idx
     try:
         (x_train, y_train), (x_val, y_val) = loader(directory)
-    except (datasets.MnistNotFoundError, datasets.MnistDataError) as error:
+    except (mnist.MnistNotFoundError, mnist.MnistDataError) as error:
         raise DataError(f"{option}: {error}") from error
     x_train, y_train = x_train[:limit_train], y_train[:limit_train]
     x_val, y_val = x_val[:limit_val], y_val[:limit_val]
@@ -302,7 +292,7 @@ def _decode_file(path, label, channels):
 def make_datasets(info, *, batch_size, seed=0):
     """Batched ``tf.data`` pipelines ``(train, val)`` (see the module docstring)."""
     if info.arrays is not None:
-        return datasets.mnist_datasets(batch_size, data=info.arrays, seed=seed)
+        return mnist.mnist_datasets(batch_size, data=info.arrays, seed=seed)
     channels = info.input_shape[-1]
     if info.files is not None:
         (train_paths, train_labels), (val_paths, val_labels) = info.files

@@ -27,32 +27,27 @@ Files (see :mod:`horq_keras.training.rundir`): the run works in ``OUTPUT/.partia
 moves ``model.h5``, ``model.tflite``, ``report.json``, ``history.csv``,
 ``run_config.json`` (and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
-Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results;
-3 LCE could not convert the model.
+Exit codes: those of every command (:mod:`horq_keras.exit_status`).
 """
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import io
 import json
 import os
 import sys
-import time
-import warnings
 
-import h5py
 import larq
 import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
 from horq_keras.converters import convert
+from horq_keras.exit_status import CONVERSION_FAILED, OK, PARITY_FAILED, fail
 from horq_keras.converters.loading import load_model
-from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
 from horq_keras.training import registry
-from horq_keras.training.data import DataError, inspect_data, make_datasets
+from horq_keras.training.callbacks import make_callbacks, save_model_atomic
+from horq_keras.datasets.pipelines import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
 from horq_keras.training.distribute import Distribution, weights_fingerprint
 from horq_keras.training.mixed_precision import float32_copy, set_mixed_precision
@@ -60,11 +55,8 @@ from horq_keras.training.optimizers import make_optimizer
 from horq_keras.training.recipes import resolve
 from horq_keras.training.rundir import RunDir, RunDirError, write_json
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_CONVERSION", "EXIT_PARITY", "RunPlan", "build_datasets",
+__all__ = ["RunPlan", "build_datasets",
            "build_model", "compile_model", "convert_and_verify", "fit_stage", "plan_run", "run"]
-
-EXIT_PARITY, EXIT_BAD_INPUT, EXIT_CONVERSION = 1, 2, 3
-
 
 @dataclasses.dataclass
 class RunPlan:
@@ -73,7 +65,7 @@ class RunPlan:
     args: object
     recipe: object
     model_args: dict
-    data: object  # training.data.DataInfo
+    data: object  # datasets.pipelines.DataInfo
     rundir: RunDir
     config: dict
     resuming: bool
@@ -181,114 +173,6 @@ def compile_model(plan, model, *, learning_rate, epochs, steps_per_epoch, teache
         # show it times the number of workers in the progress bar (accuracy 1.8).
         trained.distribute_reduction_method = "first"
     return trained
-
-
-def save_model_atomic(model, path):
-    """Save ``model`` as HDF5, atomically (written in memory, then put in place).
-
-    HDF5 is the run's format on purpose (``convert``, ``verify`` and larq load it), so
-    tf_keras' advice to use another format is not shown to the user.
-    """
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), h5py.File(buffer, "w") as h5_file:
-        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file",
-                                UserWarning)
-        model.save(h5_file)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-class EpochCheckpoint(tf.keras.callbacks.Callback):
-    """Save ``model`` after every epoch (atomically): a loadable model of the last epoch."""
-
-    def __init__(self, path, model):
-        super().__init__()
-        self.path, self.saved_model = path, model
-
-    def on_epoch_end(self, epoch, logs=None):
-        save_model_atomic(self.saved_model, self.path)
-
-
-class HistoryCSV(tf.keras.callbacks.Callback):
-    """``history.csv``, one row per finished epoch with its metrics and its wall time
-    (``seconds``, validation included, in the process that finished the epoch; the part
-    of an epoch that an interrupt lost is not counted), rewritten atomically every epoch.
-
-    A resumed run starts at the epoch after its backup; rows of later epochs (written
-    before an interrupt that the backup did not see) are dropped, and the earlier rows
-    are kept, so :meth:`history` and :meth:`seconds` describe the whole run however
-    often it was resumed. Placed before ``BackupAndRestore``: if the file cannot be
-    written, the epoch is not backed up either, so the history and the backup never
-    disagree.
-    """
-
-    def __init__(self, path):
-        super().__init__()
-        self.path, self.rows, self.epoch_start = path, [], None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.epoch_start is None:  # the first epoch of this process
-            if self.path.is_file():
-                with open(self.path, newline="") as handle:
-                    self.rows = [row for row in csv.DictReader(handle)
-                                 if int(row["epoch"]) < epoch]
-        self.epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
-                          "seconds": time.perf_counter() - self.epoch_start})
-        text = io.StringIO()
-        writer = csv.DictWriter(text, self._columns(), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.path, text.getvalue())
-
-    def history(self):
-        """``{metric: [value of each finished epoch]}`` over the whole run."""
-        metrics = [key for key in self._columns() if key not in ("epoch", "seconds")]
-        return {metric: [float(row[metric]) for row in self.rows] for metric in metrics}
-
-    def _columns(self):
-        return list(dict.fromkeys(key for row in self.rows for key in row))
-
-    def seconds(self):
-        """Wall time of the run's finished epochs, summed over every resume (a row
-        written before the ``seconds`` column existed counts 0)."""
-        return sum(float(row.get("seconds") or 0.0) for row in self.rows)
-
-
-class FinishStage(tf.keras.callbacks.Callback):
-    """Call ``finish(epochs_run, history)`` when ``fit`` ends, before
-    ``BackupAndRestore`` deletes its backup: the stage's result is saved before its
-    backup is gone, so an interrupt at any point leaves one or the other.
-    ``epochs_run`` are the epochs this ``fit`` trained (0-based; a resumed run starts
-    after its backup); ``history`` is the :class:`HistoryCSV` of the whole run."""
-
-    def __init__(self, finish, history):
-        super().__init__()
-        self.finish, self.history_csv = finish, history
-
-    def on_train_end(self, logs=None):
-        self.finish(self.model.history.epoch, self.history_csv)
-
-
-def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
-    """History (atomic), the stage's end, backup state (``backup``, default
-    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
-
-    The order matters: Keras calls callbacks in list order, so the history row and the
-    stage's result are written before the backup of the same epoch (or its removal).
-    """
-    history = HistoryCSV(stage_dir / "history.csv")
-    callbacks = [history]
-    if finish is not None:
-        callbacks.append(FinishStage(finish, history))
-    callbacks += [
-        backup or tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
-        EpochCheckpoint(stage_dir / "checkpoint.h5", model),
-    ]
-    if tensorboard is not None:
-        callbacks.append(tf.keras.callbacks.TensorBoard(str(tensorboard)))
-    return callbacks
 
 
 def fit_stage(plan, trained, model, datasets, stage_dir, epochs, finish, tensorboard=None):
@@ -403,10 +287,9 @@ def convert_and_verify(plan, model, val_set):
                          rtol=plan.args.rtol, rounding_floor=plan.args.rounding_floor,
                          progress=True)
     except RuntimeError as error:
-        print(f"horq-keras train: conversion failed: {error}", file=sys.stderr)
-        return None, EXIT_CONVERSION
+        return None, fail("train", f"conversion failed: {error}", CONVERSION_FAILED)
     print(report)
-    status = 0 if report.parity.ok else EXIT_PARITY
+    status = OK if report.parity.ok else PARITY_FAILED
     if status:
         print(f"horq-keras train: the .tflite disagrees with Keras: "
               f"{report.parity.summary()}", file=sys.stderr)
@@ -466,13 +349,13 @@ def _execute(plan, strategy):
             return 0  # the chief converts and reports; this worker's folder is temporary
         facts = json.loads((rundir.staging / "facts.json").read_text())
         status = _results(plan, model, facts, datasets[1])
-        if status == EXIT_CONVERSION:
+        if status == CONVERSION_FAILED:
             return status
     report = json.loads((rundir.staging / "report.json").read_text())
     rundir.publish()
     _print_results(report)
     print(f"Results in {rundir.output}/")
-    return 0 if report.get("parity_ok", True) else EXIT_PARITY
+    return OK if report.get("parity_ok", True) else PARITY_FAILED
 
 
 def run(args):
@@ -489,16 +372,14 @@ def run(args):
     try:
         distribution = Distribution.from_args(args, resolve(args.recipe, args))
     except ValueError as error:
-        print(f"horq-keras train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail("train", error)
     print(distribution.describe())
     with distribution.write_dir(args.output_dir) as write_dir:
         try:
             plan = plan_run(argparse.Namespace(**{**vars(args), "output_dir": write_dir}),
                             distribution)
         except (ValueError, RunDirError, DataError, OSError) as error:
-            print(f"horq-keras train: error: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return fail("train", error)
         return _execute(plan, distribution)
 
 

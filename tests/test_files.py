@@ -1,9 +1,9 @@
-"""Atomic writes and early output-path checks of ``horq_keras.tflite.files``."""
+"""Atomic writes and early output-path checks of ``horq_keras.files``."""
 
 import os
 
 import pytest
-from horq_keras.tflite.files import (
+from horq_keras.files import (
     atomic_open,
     atomic_write_bytes,
     atomic_write_text,

@@ -1,12 +1,18 @@
-"""The package's layers import only downward, and the TFLite tools stay Keras-free.
+"""The package's layers import only downward, each folder is one layer, and the TFLite
+tools stay Keras-free.
 
 Layers (docs/layout.md), each importing only from the ones below it:
 
-0. base — argument checks and the Keras 2 bootstrap, importing nothing of the package;
+0. base — argument checks, exit codes, atomic output files and the Keras 2 bootstrap,
+   importing nothing of the package;
 1. core — the paper code: quantizers, layers, groupnet, models, datasets;
-2. tflite — Keras-free TFLite tools (flatbuffers, op and MAC counts, files, runner);
+2. tflite — Keras-free TFLite tools (flatbuffers, op and MAC counts, runner);
 3. converters — conversion, lowering checks, k-bit, int8, verification, reports;
-4. applications — train, bench, the CLI, ``benchmarks/``, ``android_demo/export_assets.py``.
+4. applications — training, bench, the CLI, ``benchmarks/``,
+   ``android_demo/export_assets.py``.
+
+Every subfolder of the package holds one layer; the package's top folder holds the base
+modules, the core's public modules and the ``horq-keras`` entry point (``cli``).
 
 Every ``import`` statement counts, also those inside functions (lazy imports are
 still dependencies).
@@ -26,6 +32,8 @@ LAYERS = {
     "horq_keras._checks": 0,
     "horq_keras._keras_compat": 0,
     "horq_keras.argtypes": 0,
+    "horq_keras.exit_status": 0,
+    "horq_keras.files": 0,
     "horq_keras": 1,
     "horq_keras.quantizers": 1,
     "horq_keras.layers": 1,
@@ -34,11 +42,9 @@ LAYERS = {
     "horq_keras.datasets": 1,
     "horq_keras.tflite": 2,
     "horq_keras.converters": 3,
-    "horq_keras.train": 4,
     "horq_keras.training": 4,
     "horq_keras.bench": 4,
     "horq_keras.cli": 4,
-    "horq_keras.train_cli": 4,
     "benchmarks": 4,
     "android_demo": 4,
 }
@@ -97,6 +103,18 @@ def test_no_upward_import():
                 upward.append(f"{path.relative_to(ROOT)} ({LAYER_NAMES[own]}) imports {name} "
                               f"({LAYER_NAMES[target]})")
     assert not upward, "imports against the layers:\n" + "\n".join(sorted(set(upward)))
+
+
+def test_each_folder_is_one_layer():
+    layers_of = {}
+    for module, path in _sources():
+        if path.is_relative_to(ROOT / "horq_keras") or path.is_relative_to(ROOT / "converters"):
+            layers_of.setdefault(path.parent.relative_to(ROOT), {})[module] = _layer(module)
+    top = layers_of.pop(pathlib.Path("horq_keras"))
+    mixed = {str(folder): modules for folder, modules in layers_of.items()
+             if len(set(modules.values())) > 1}
+    assert not mixed, f"folders holding modules of several layers: {mixed}"
+    assert {m for m, layer in top.items() if layer > 1} == {"horq_keras.cli"}, top
 
 
 def test_the_layer_test_sees_an_upward_import(tmp_path):

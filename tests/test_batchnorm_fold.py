@@ -1,4 +1,4 @@
-"""Export-time folding of the batch norm after a HORQ convolution (converters.horq_export).
+"""Export-time folding of the batch norm after a HORQ convolution (converters.batchnorm_fold).
 
 The folded model computes what the Keras model computes (NumPy-free identity of eq. 16–19
 with the batch norm's affine map moved in front of beta), and its converted graph has
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from horq_keras.converters import convert
 from horq_keras.tflite.graph import op_counts
-from horq_keras.converters.horq_export import FoldedHORQConv2D, fold_horq_batch_norms
+from horq_keras.converters.batchnorm_fold import FoldedHORQConv2D, fold_horq_batch_norms
 from helpers import randomize_batch_norms
 
 from horq_keras.layers import HORQConv2D
