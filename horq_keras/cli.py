@@ -11,6 +11,7 @@ off unless ``--verbose`` is given or the user set ``TF_CPP_MIN_LOG_LEVEL`` thems
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import os
 import sys
@@ -37,6 +38,8 @@ def build_parser():
         description="Train, convert, verify and benchmark HORQ / Group-Net binary networks.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('horq-keras')}")
     parser.add_argument(
         "--verbose", action="store_true",
         help="show TensorFlow's log lines (hidden by default unless TF_CPP_MIN_LOG_LEVEL "

@@ -1,6 +1,8 @@
 """The one LCE interpreter runner: batching (with a padded last batch), the child process
 and in-process runs agree with Keras, and bad calls fail clearly."""
 
+import os
+
 import larq_compute_engine as lce
 import numpy as np
 import pytest
@@ -45,3 +47,21 @@ def test_wrong_input_shape_is_a_clear_error(batch_two):
     for isolate in (True, False):
         with pytest.raises(ValueError, match="LCE's interpreter could not run the model"):
             run_tflite(flatbuffer, x, isolate=isolate, source="the model")
+
+
+def test_the_xnnpack_notice_is_not_printed(batch_two, capfd):
+    """TFLite's native "Created ... XNNPACK delegate" line stays off stderr, in a child
+    process and in this one."""
+    _, flatbuffer = batch_two
+    x = np.zeros((2, 6, 6, 3), np.float32)
+    run_tflite(flatbuffer, x, progress=True)  # the child's stderr is this test's
+    LceInterpreter(flatbuffer).predict([x])
+    assert "XNNPACK delegate" not in capfd.readouterr().err
+
+
+def test_other_native_stderr_lines_still_show(capfd):
+    from horq_keras.tflite.interpreter import DELEGATE_NOTICE, _without_delegate_notice
+
+    with _without_delegate_notice():
+        os.write(2, f"{DELEGATE_NOTICE}\nERROR: a real problem\n".encode())
+    assert capfd.readouterr().err == "ERROR: a real problem\n"

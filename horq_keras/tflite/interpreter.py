@@ -13,6 +13,7 @@ it is also the script of the child process (``python interpreter.py WORKDIR``, s
 a Python error to ``error.txt``.
 """
 
+import contextlib
 import dataclasses
 import functools
 import importlib.machinery
@@ -20,11 +21,12 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import traceback
 
 import numpy as np
 
-__all__ = ["InterpreterOptions", "LceInterpreter", "lce_extension", "main"]
+__all__ = ["DELEGATE_NOTICE", "InterpreterOptions", "LceInterpreter", "lce_extension", "main"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,31 @@ class InterpreterOptions:
     use_reference_bconv: bool = False
     use_indirect_bgemm: bool = True
     use_xnnpack: bool = True
+
+
+#: The line TFLite's C++ logging prints to stderr whenever it applies XNNPACK.
+DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """Capture what native code writes to stderr (file descriptor 2) in the block, and
+    write it back without :data:`DELEGATE_NOTICE`: every other line still shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if line.strip() != DELEGATE_NOTICE)
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,10 +105,11 @@ class LceInterpreter:
 
     def __init__(self, flatbuffer, options=InterpreterOptions()):
         self.options = options
-        self._interpreter = lce_extension().LiteInterpreter(
-            bytes(flatbuffer), options.num_threads, options.use_reference_bconv,
-            options.use_indirect_bgemm, options.use_xnnpack,
-        )
+        with _without_delegate_notice():
+            self._interpreter = lce_extension().LiteInterpreter(
+                bytes(flatbuffer), options.num_threads, options.use_reference_bconv,
+                options.use_indirect_bgemm, options.use_xnnpack,
+            )
 
     @property
     def input_shapes(self):
