@@ -55,6 +55,8 @@ import numpy as np
 import tensorflow as tf
 
 import _arm_emulator as emulator
+from _flatbuffers import single_op_flatbuffers
+from _models import convert, resnet18, stack_model
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
@@ -63,7 +65,6 @@ from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
 from horq_keras.files import atomic_write_text
 from horq_keras.tflite.graph import read_graph
-from horq_latency import convert, resnet18, single_op_flatbuffers, stack_model
 
 NAME = "arm_emulated"
 LCE_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize")

@@ -1,16 +1,18 @@
-"""Group-Net's MNIST study re-run through ``horq-keras train``, 3 seeds, mean ± std.
+"""Group-Net on real MNIST through ``horq-keras train``: 3 seeds, mean ± std.
 
-The configurations of ``benchmarks/groupnet_mnist.py`` (1, 3 and 5 bases; W1A1 and
-W1A2; layer-wise vs group-wise v1 decomposition), each trained by the trainer itself —
-``horq-keras train --model groupnet_resnet18 --model-arg num_bases=K --model-arg
-activation_bits=B --model-arg partition=P --model-arg stage_filters=... --learning-rate
-LR --epochs E`` on the full MNIST training set — with ``--seeds`` seeds each. The test
-accuracy is the trainer's own validation accuracy of the Keras model after its last
-epoch, on all 10,000 test images (``history.val_accuracy``); every run also ends with
-the trainer's LCE conversion and parity check on ``--verify-samples`` test images
-(unless ``--no-convert``), whose TFLite accuracy and top-1 agreement are recorded. The
-paper's trends (more bases -> better; group-wise >= layer-wise) are checked on the seed
-means.
+The trends of Zhuang et al.'s Tables 2–3, checked at a small scale: more binary bases
+give higher accuracy, and decomposing whole residual blocks (Group-Net v1, eq. 5) is at
+least as good as decomposing every layer alone (layer-wise, eq. 3) with the same number
+of bases. Configurations: 1, 3 and 5 bases (one base is direct binarization, where the
+two decompositions coincide); W1A1 and W1A2; layer-wise vs group-wise v1. Each is
+trained by the trainer itself — ``horq-keras train --model groupnet_resnet18
+--model-arg num_bases=K --model-arg activation_bits=B --model-arg partition=P
+--model-arg stage_filters=... --learning-rate LR --epochs E`` on the full MNIST training
+set — with ``--seeds`` seeds each. The test accuracy is the trainer's own validation
+accuracy of the Keras model after its last epoch, on all 10,000 test images
+(``history.val_accuracy``); every run also ends with the trainer's LCE conversion and
+parity check on ``--verify-samples`` test images (unless ``--no-convert``), whose TFLite
+accuracy and top-1 agreement are recorded. The trends are checked on the seed means.
 
 Runs are independent ``horq-keras train`` processes, ``--jobs`` at a time (each in a
 fresh interpreter; one already keeps both cores of the 2-core machine busy, so the default
@@ -18,23 +20,21 @@ is 1). With ``--work-dir`` the run folders are kept, and a run whose ``report.js
 exists there is read instead of retrained, so an interrupted campaign continues where it
 stopped.
 
-Command and budget: ``nice -n 10 python benchmarks/groupnet_mnist_trainer.py --work-dir
-runs/groupnet_mnist_trainer`` trains 10 configurations x 3 seeds = 30 networks
-(ResNet-18 layout, widths 8-16-32-64, 28x28) for one epoch each (469 Adam steps of
-batch 128, learning rate 5e-3 cosine-decayed, the one-seed study's rate over 1.9x its
-250 steps); the committed run's wall time is in its result file. W1A1 has not converged
-after one epoch; ``--epochs 4`` is the study's converged budget (K = 1: within 0.5 points
-of 8 epochs), about 5.5 hours for the 30 runs one at a time; its finished runs are kept in
-``benchmarks/results/groupnet_mnist_trainer_4ep_runs/``. ``--smoke`` (W1A1, K = 2 both
-ways, one seed, 64 images, no conversion: the trainer's conversion has its own tests)
-checks the script in a minute. Results: ``benchmarks/results/groupnet_mnist_trainer.{md,json,png}``
-(1 epoch), ``groupnet_mnist_trainer_4ep.*`` (4 epochs, ``--name groupnet_mnist_trainer_4ep``).
+Command and budget: ``nice -n 10 python benchmarks/groupnet_mnist_trainer.py --epochs 4
+--name groupnet_mnist_trainer_4ep --work-dir benchmarks/results/groupnet_mnist_trainer_4ep_runs``
+trains 10 configurations x 3 seeds = 30 networks (ResNet-18 layout, widths 8-16-32-64,
+28x28) for 4 epochs each (1,876 Adam steps of batch 128, learning rate 5e-3
+cosine-decayed), about 5.5 hours one at a time; with the kept runs of that folder it
+trains none and rewrites the result files. ``--smoke`` (W1A1, K = 2 both ways, one seed,
+64 images, no conversion: the trainer's conversion has its own tests) checks the script
+in a minute. Results: ``benchmarks/results/groupnet_mnist_trainer_4ep.{md,json,png}``.
 """
 
 # horq_keras first: it selects Keras 2 for tf.keras before TensorFlow is imported.
 import horq_keras  # noqa: F401, I001
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import pathlib
 import statistics
@@ -45,9 +45,10 @@ import time
 
 from horq_keras.argtypes import int_at_least
 from _results import base_parser, command_line, markdown_table, parse_smoke_args, write_results
-from groupnet_mnist import DECOMPOSITIONS, run_plan, trend_checks
 
 NAME = "groupnet_mnist_trainer"
+#: Decompositions compared: label -> ``partition`` argument.
+DECOMPOSITIONS = {"layer-wise": "layerwise", "group-wise": "v1"}
 #: One ``horq-keras train`` in a fresh interpreter: argv after ``-c CODE``.
 TRAIN = "import sys; from horq_keras.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -78,6 +79,51 @@ def parse_args(argv):
         "epochs": 1, "seeds": [0], "bases": [2], "activation_bits": [1],
         "stage_filters": "4,4,8,8", "limit_train": 64, "limit_test": 32, "no_convert": True,
         "jobs": 2})
+
+
+def run_plan(args):
+    """``(decomposition label, partition, bases, bits)`` of every run, direct runs first."""
+    plan = []
+    for bits in args.activation_bits:
+        for bases in sorted(set(args.bases)):
+            if bases == 1:
+                plan.append(("direct", "v1", 1, bits))
+                continue
+            for label, partition in DECOMPOSITIONS.items():
+                plan.append((label, partition, bases, bits))
+    return plan
+
+
+def find_run(runs, decomposition, bases, bits):
+    for run in runs:
+        if run["bases"] == bases and run["activation_bits"] == bits and (
+            bases == 1 or run["decomposition"] == decomposition
+        ):
+            return run
+    return None
+
+
+def trend_checks(runs, args):
+    """The paper's two trends as ``(statement, holds)`` pairs, one per comparison."""
+    checks = []
+    bases = sorted(set(args.bases))
+    for bits in args.activation_bits:
+        for label in DECOMPOSITIONS:
+            accuracies = [find_run(runs, label, k, bits)["test_accuracy"] for k in bases]
+            chain = " ≤ ".join(
+                f"{100 * accuracy:.2f} (K={k})" for k, accuracy in zip(bases, accuracies))
+            holds = all(a <= b for a, b in itertools.pairwise(accuracies))
+            checks.append((f"W1A{bits} {label}: more bases → better: {chain}", holds))
+        for k in bases:
+            if k == 1:
+                continue
+            layer = find_run(runs, "layer-wise", k, bits)["test_accuracy"]
+            group = find_run(runs, "group-wise", k, bits)["test_accuracy"]
+            checks.append((
+                f"W1A{bits}, K={k}: group-wise {100 * group:.2f} ≥ layer-wise {100 * layer:.2f}",
+                group >= layer,
+            ))
+    return checks
 
 
 def train_argv(partition, bases, bits, seed, args, out):

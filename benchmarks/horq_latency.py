@@ -47,26 +47,21 @@ Results: ``benchmarks/results/horq_latency.{md,json,png}``.
 """
 
 import collections
-import copy
 import dataclasses
 import functools
 import sys
 import time
 
 import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
-import larq as lq
-import larq_compute_engine as lce
 import numpy as np
-import tensorflow as tf
-from tensorflow.lite.tools import flatbuffer_utils
 
 from _results import (
     base_parser, command_line, load_note, markdown_table, parse_smoke_args, write_results,
 )
+from _flatbuffers import single_op_flatbuffers
+from _models import binary_convs_per_layer, convert, resnet18, stack_model
 from _timing import load_average, time_interleaved
-from horq_keras.converters.batchnorm_fold import fold_horq_batch_norms
 from horq_keras.converters.report import is_box_filter
-from horq_keras.layers import HORQConv2D
 from horq_keras.tflite.graph import read_graph
 from horq_keras.tflite.runner import InterpreterOptions, LceInterpreter
 
@@ -115,97 +110,6 @@ def parse_args(argv):
     return args
 
 
-def _binary_conv(kind, filters, kernel_size, strides=1, beta_form="pixel"):
-    """The 3x3 conv of ``kind``: "float", "bconv", "horq<K>" (of ``beta_form``) or
-    "horq<K>-sample"."""
-    if kind == "float":
-        return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                                      use_bias=False)
-    if kind == "bconv":
-        return lq.layers.QuantConv2D(
-            filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-            use_bias=False, input_quantizer="ste_sign", kernel_quantizer="magnitude_aware_sign",
-            kernel_constraint="weight_clip",
-        )
-    order, _, form = kind[4:].partition("-")
-    return HORQConv2D(filters, kernel_size, order=int(order), beta_form=form or beta_form,
-                      strides=strides, padding="same", pad_values=1.0)
-
-
-def _order(kind):
-    """Binary convolutions per layer of ``kind``."""
-    if kind in ("float", "bconv"):
-        return int(kind == "bconv")
-    return int(kind[4:].partition("-")[0])
-
-
-def stack_model(kind, size, channels, beta_form="pixel"):
-    """4 x (3x3 conv -> BN) on ``size`` x ``size`` x ``channels``."""
-    inputs = x = tf.keras.Input((size, size, channels))
-    for _ in range(4):
-        x = tf.keras.layers.BatchNormalization()(
-            _binary_conv(kind, channels, 3, beta_form=beta_form)(x))
-    return tf.keras.Model(inputs, x, name=f"stack_{kind}")
-
-
-def _basic_block(x, kind, filters, strides, beta_form):
-    shortcut = x
-    if strides != 1 or x.shape[-1] != filters:
-        shortcut = tf.keras.layers.AveragePooling2D(strides)(shortcut) if strides != 1 else x
-        shortcut = tf.keras.layers.Conv2D(filters, 1, use_bias=False)(shortcut)
-        shortcut = tf.keras.layers.BatchNormalization()(shortcut)
-    x = tf.keras.layers.BatchNormalization()(
-        _binary_conv(kind, filters, 3, strides, beta_form)(x))
-    if kind == "float":
-        x = tf.keras.layers.ReLU()(x)
-    x = tf.keras.layers.BatchNormalization()(
-        _binary_conv(kind, filters, 3, beta_form=beta_form)(x))
-    x = tf.keras.layers.Add()([x, shortcut])
-    return tf.keras.layers.ReLU()(x) if kind == "float" else x
-
-
-def resnet18(kind, size, width, beta_form="pixel"):
-    """ResNet-18 (see the module docstring) whose 3x3 block convs are ``kind``."""
-    inputs = tf.keras.Input((size, size, 3))
-    x = tf.keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False)(inputs)
-    x = tf.keras.layers.ReLU()(tf.keras.layers.BatchNormalization()(x))
-    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same")(x)
-    for stage in range(4):
-        for block in range(2):
-            strides = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, kind, width * 2**stage, strides, beta_form)
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    outputs = tf.keras.layers.Dense(1000)(x)
-    return tf.keras.Model(inputs, outputs, name=f"resnet18_{kind}")
-
-
-def _randomize_batch_norms(model, rng):
-    """Trained-looking BN statistics (fresh ones are identities that fold away)."""
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n),
-                               rng.normal(0, 0.3, n), rng.uniform(0.5, 2, n)])
-
-
-def convert(model, kind, fold=True):
-    """Convert as ``horq_keras.converters.convert`` does (batch norms folded into the
-    HORQ layers; ``fold=False``: as before that rewrite); check the number of binary
-    convolutions against the kind."""
-    _randomize_batch_norms(model, np.random.default_rng(0))
-    if fold:
-        model, _ = fold_horq_batch_norms(model)
-    flatbuffer = lce.convert_keras_model(model)
-    names = [op.name for op in read_graph(flatbuffer).operators]
-    binary_layers = sum(isinstance(layer, (HORQConv2D, lq.layers.QuantConv2D))
-                        for layer in model.layers)
-    per_layer = _order(kind)
-    if names.count("LceBconv2d") != per_layer * binary_layers:
-        raise RuntimeError(f"{model.name}: {names.count('LceBconv2d')} LceBconv2d ops, "
-                           f"expected {per_layer * binary_layers}")
-    return flatbuffer
-
-
 def _random_inputs(interpreter, rng):
     inputs = []
     for shape, dtype in zip(interpreter.input_shapes, interpreter.input_types):
@@ -225,39 +129,6 @@ def time_runs(runs, repeats):
          for key, (interpreter, inputs) in runs.items()}, repeats)
     return {key: {"min": float(np.min(v)), "median": float(np.median(v))}
             for key, v in samples.items()}
-
-
-def single_op_flatbuffers(flatbuffer):
-    """One flatbuffer per operator: the operator alone with only its own tensors and
-    constants; its non-constant inputs become the model's inputs."""
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    subgraph = model.subgraphs[0]
-    models = []
-    for op in read_graph(flatbuffer).operators:
-        operator = copy.copy(subgraph.operators[op.index])
-        used = sorted({t for t in operator.inputs if t >= 0} | set(operator.outputs))
-        remap = {old: new for new, old in enumerate(used)}
-        buffers, tensors = [model.buffers[0]], []  # buffer 0: the empty buffer
-        for index in used:
-            tensor = copy.copy(subgraph.tensors[index])
-            data = model.buffers[tensor.buffer].data
-            if data is not None and len(data):
-                buffers.append(model.buffers[tensor.buffer])
-                tensor.buffer = len(buffers) - 1
-            else:
-                tensor.buffer = 0
-            tensors.append(tensor)
-        operator.inputs = [remap[t] if t >= 0 else t for t in operator.inputs]
-        operator.outputs = [remap[t] for t in operator.outputs]
-        single_subgraph = copy.copy(subgraph)
-        single_subgraph.tensors, single_subgraph.operators = tensors, [operator]
-        single_subgraph.inputs = [remap[t.index] for t in op.inputs
-                                  if t is not None and not t.constant]
-        single_subgraph.outputs = [remap[t.index] for t in op.outputs]
-        single = copy.copy(model)
-        single.subgraphs, single.buffers, single.signatureDefs = [single_subgraph], buffers, []
-        models.append((op.name, bytes(flatbuffer_utils.convert_object_to_bytearray(single))))
-    return models
 
 
 def _op_kind(op, graph):
@@ -349,7 +220,8 @@ def run_overhead(args, rng):
     print(f"[overhead] timing {args.repeats} interleaved repeats", flush=True)
     with load_average() as load:
         latency = time_runs(runs, args.repeats)
-    ratios = {key: {stat: latency[key][stat] / (_order(kind) * latency["bconv"][stat])
+    ratios = {key: {stat: latency[key][stat]
+                    / (binary_convs_per_layer(kind) * latency["bconv"][stat])
                     for stat in ("min", "median")}
               for key, (kind, _) in models.items()}
     op_counts = {key: dict(collections.Counter(op.name for op in read_graph(fb).operators))

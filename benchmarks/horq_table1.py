@@ -63,7 +63,7 @@ DESCRIPTIONS = {
 #: MNIST test error (%) reported by the HORQ paper, Table 1 (its "HORQ" row is order 2).
 PAPER_ERROR = {"xnor": 1.96, "horq2": 1.25}
 
-#: The issue's goal for HORQ order 2: test error at most this (%), and below XNOR.
+#: The goal for HORQ order 2: test error at most this (%) (the paper's), and below XNOR.
 GOAL_ERROR = 1.25
 
 

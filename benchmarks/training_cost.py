@@ -46,7 +46,7 @@ from horq_keras.models import horq_lenet
 
 NAME = "training_cost"
 
-#: The issue's goal: HORQ order 2's step at most this many times larq's XNOR step.
+#: The goal: HORQ order 2's training step at most this many times larq's XNOR step.
 GOAL_RATIO = 1.5
 
 

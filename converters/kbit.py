@@ -41,10 +41,12 @@ __all__ = ["BitPlaneConv2D", "bit_plane_precision", "bit_plane_spec", "rewrite_b
 def bit_plane_spec(quantizer):
     """``(bits, clip_value)`` of a uniform k-bit activation quantizer, else None.
 
-    Recognised: ``lq.quantizers.DoReFa(k, mode="activations")`` (clip value 1) and
-    Group-Net's ``UniformActivation(bits, clip_value)`` with 2 <= bits <= 8 (by class,
-    or by class name with ``precision`` and ``clip_value`` attributes: the same
-    quantizer defined elsewhere).
+    Recognised, with ``MAX_BITS`` of :mod:`horq_keras.layers.bitplane` as the most bits:
+    ``lq.quantizers.DoReFa(k, mode="activations")`` with 1 <= k (levels {0, 1} at one
+    bit; clip value 1) and Group-Net's ``UniformActivation(bits, clip_value)`` with
+    2 <= bits (its 1-bit form is a scaled sign, not levels), by class or by class name
+    with ``precision`` and ``clip_value`` attributes (the same quantizer defined
+    elsewhere).
     """
     if isinstance(quantizer, lq.quantizers.DoReFa):
         if quantizer.mode != "activations":

@@ -16,7 +16,7 @@ def test_beta_means_are_horq_work_and_global_pooling_is_not(beta_form):
     import arm_emulated
     import tensorflow as tf
     from horq_keras.tflite.graph import read_graph
-    from horq_latency import convert, stack_model
+    from _models import convert, stack_model
 
     stack = stack_model("horq2", 8, 16, beta_form=beta_form)
     pooled = tf.keras.layers.GlobalAveragePooling2D()(stack.output)

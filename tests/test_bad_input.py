@@ -1,4 +1,4 @@
-"""The table of bad inputs of issue 14 (commands other than ``train``): each case ends
+"""Bad input to the commands other than ``train``: each case ends
 with one clear line on stderr and its exit status (0 ok, 1 parity failed, 2 bad input or
 a failure before results, 3 conversion failed), and nothing a user made is destroyed.
 The table of docs/bad_input.md lists the same cases."""

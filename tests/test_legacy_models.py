@@ -1,7 +1,7 @@
 """Models saved by older code still load and compute the same outputs.
 
 ``tests/data/legacy/`` holds small HDF5 models written before the modules were moved
-around (issue 12), by ``tests/data/legacy/write_legacy_models.py``, with fixed inputs and
+around (commit 4c73e19), by ``tests/data/legacy/write_legacy_models.py``, with fixed inputs and
 the outputs they gave then. Each is loaded in a fresh interpreter that imported only
 the horq_keras module defining its layers (no ``custom_objects``): the registered names
 must still resolve.

@@ -1,6 +1,6 @@
 """Write the legacy models of ``tests/test_legacy_models.py`` (run once, then commit).
 
-These files were written with the code of commit 4c73e19 (before issue 12 moved modules
+These files were written with the code of commit 4c73e19 (before modules were moved
 around), from the repository root::
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python tests/data/legacy/write_legacy_models.py
