@@ -52,7 +52,9 @@ def _version(package):
 
 
 def _git_commit():
-    """``<commit>`` of the repository, with ``+dirty`` when the work tree has changes."""
+    """``<commit>`` of the repository, with ``+dirty`` when the work tree has changes
+    outside ``benchmarks/results/`` (the results of earlier runs are no code: a campaign
+    that writes them one script after another still runs the committed code)."""
     def git(*args):
         return subprocess.run(
             ["git", "-C", _REPOSITORY, *args], capture_output=True, text=True, check=True,
@@ -61,7 +63,8 @@ def _git_commit():
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                         ":(exclude)benchmarks/results"))
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

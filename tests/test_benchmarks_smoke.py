@@ -10,6 +10,7 @@ import importlib
 import json
 import pathlib
 import re
+import subprocess
 
 import horq_keras  # noqa: F401  (Keras 2 for larq before TensorFlow is used)
 import larq as lq
@@ -148,3 +149,22 @@ def test_readme_lists_every_benchmark_and_links_exist():
         assert f"benchmarks/{script}" in readme, f"{script} missing from benchmarks/README.md"
     for link in re.findall(r"\]\((results/[^)#]+)", readme):
         assert (BENCHMARKS / link).exists(), f"benchmarks/README.md links to missing {link}"
+
+
+def test_provenance_is_dirty_for_code_changes_not_for_earlier_results(tmp_path, benchmarks_path,
+                                                                      monkeypatch):
+    provenance = _import("_provenance")
+    repo = tmp_path / "repo"
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / "benchmarks" / "results" / "a.md").write_text("old result\n")
+    (repo / "code.py").write_text("x = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True, timeout=30)
+    subprocess.run([*git, "add", "."], check=True, timeout=30)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True, timeout=30)
+    monkeypatch.setattr(provenance, "_REPOSITORY", str(repo))
+    assert not provenance._git_commit().endswith("+dirty")
+    (repo / "benchmarks" / "results" / "a.md").write_text("new result\n")
+    assert not provenance._git_commit().endswith("+dirty")
+    (repo / "code.py").write_text("x = 2\n")
+    assert provenance._git_commit().endswith("+dirty")
