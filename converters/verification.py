@@ -14,7 +14,7 @@ inputs come from :mod:`.parity_data`: the user's data, or synthetic inputs that 
 every class.
 
 The Keras model runs in this process; the flatbuffer runs in a child process with
-LCE's interpreter (:mod:`.runner`), so a damaged file cannot crash the caller.
+LCE's interpreter (:mod:`horq_keras.tflite.runner`), so a damaged file cannot crash the caller.
 """
 
 import dataclasses

@@ -11,14 +11,18 @@ package (layers, quantizers, Group-Net's) is registered as ``horq_keras>Name`` a
 larq's plain ``Name`` once Keras is imported (:mod:`horq_keras.serialization`), so that
 saved models load after ``import horq_keras`` alone, without ``custom_objects``.
 
-Package layers, each importing only the ones below it (``tests/test_import_layers.py``):
+Package layers, each importing only the ones below it (``tests/test_import_layers.py``;
+each subfolder holds one layer):
 
+0. base — :mod:`._checks`, :mod:`.argtypes`, :mod:`.exit_status`, :mod:`.files` (atomic
+   writes, the output-path rule), :mod:`._keras_compat`;
 1. core — :mod:`.quantizers`, :mod:`.layers`, :mod:`.groupnet`, :mod:`.models`,
    :mod:`.datasets` (Keras, larq);
-2. :mod:`.tflite` — Keras-free flatbuffer reading, op and MAC counts, atomic writes,
-   the one LCE interpreter runner;
+2. :mod:`.tflite` — Keras-free flatbuffer reading, op and MAC counts, the one LCE
+   interpreter runner;
 3. :mod:`.converters` — conversion, lowering checks, k-bit, int8, verification;
-4. applications — :mod:`.train`, :mod:`.bench`, :mod:`.cli`.
+4. applications — :mod:`.training`, :mod:`.bench`, and :mod:`.cli`, the ``horq-keras``
+   entry point.
 
 HORQ's equations, each with the function that implements it: :mod:`horq_keras.layers`.
 """

@@ -20,6 +20,7 @@ still dependencies).
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -115,6 +116,22 @@ def test_each_folder_is_one_layer():
              if len(set(modules.values())) > 1}
     assert not mixed, f"folders holding modules of several layers: {mixed}"
     assert {m for m, layer in top.items() if layer > 1} == {"horq_keras.cli"}, top
+
+
+def test_docstrings_name_modules_that_exist():
+    """Every ``:mod:`` reference to the package (absolute or relative) names a module."""
+    modules = dict(_sources())
+    stale = []
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for ref in re.findall(r":mod:`~?([^`]+)`", path.read_text(encoding="utf-8")):
+            name = ref.lstrip(".")
+            if len(name) < len(ref):  # relative to the module's package
+                anchor = package.split(".")[: len(package.split(".")) - (len(ref) - len(name)) + 1]
+                name = ".".join(anchor + ([name] if name else []))
+            if name.startswith("horq_keras") and name not in modules:
+                stale.append(f"{path.relative_to(ROOT)}: {ref}")
+    assert not stale, "references to missing modules: " + ", ".join(stale)
 
 
 def test_the_layer_test_sees_an_upward_import(tmp_path):

@@ -82,8 +82,8 @@ class BitPlaneConv2D(lq.layers.QuantConv2D):
         terms = []
         for i in range(self.bits):
             # m mod 2^(i+1), exact for the integer-valued m, as FLOOR and elementwise ops that
-            # TFLite runs in XNNPACK (its FLOOR_MOD is a reference kernel: 19 % of a 1-base
-            # W1A2 Group-Net ResNet-18's aarch64 instructions, benchmarks/arm_emulated.py).
+            # TFLite runs in XNNPACK (its FLOOR_MOD is a slow reference kernel; the ARM counts
+            # of benchmarks/arm_emulated.py show what it costs).
             period = 2.0 ** (i + 1)
             low_bits = m if i == self.bits - 1 else m - period * tf.floor(m * (1.0 / period))
             plane = lq.quantizers.ste_sign(2.0**i - 0.5 - low_bits)
