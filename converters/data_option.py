@@ -75,8 +75,9 @@ def _validation_split(source, data_dir, samples, input_shape):
             raise ValueError(f"--data {source}: the model's inputs are {height}x{width}; "
                              f"folder: and tfds: data are cropped to square images.")
         image_size = height
-    info = inspect_data(source, data_dir=data_dir, image_size=image_size, limit_train=1,
-                        limit_val=samples)
+    # one training image: a folder's training split is not decoded for nothing
+    info = inspect_data(source, data_dir=data_dir, image_size=image_size,
+                        limit_train=1 if source.kind == "folder" else None, limit_val=samples)
     if image_size is not None:  # decode every image to the model's channels
         info = dataclasses.replace(info, input_shape=(image_size, image_size, input_shape[-1]))
     _, val = make_datasets(info, batch_size=_READ_BATCH)

@@ -183,7 +183,7 @@ def test_history_csv_keeps_the_rows_before_the_resumed_epoch(tmp_path, monkeypat
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss,seconds\n0,1.0,3.5\n1,0.5,4.0\n")
     clock = iter([100.0, 102.25])
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(callbacks, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     callback = callbacks.HistoryCSV(path)
     callback.on_epoch_begin(1)  # the backup holds epoch 0 only
     callback.on_epoch_end(1, {"loss": 0.25})
@@ -197,7 +197,7 @@ def test_history_csv_of_a_run_begun_without_seconds(tmp_path, monkeypatch):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss\n0,1.0\n")
     clock = iter([10.0, 12.0])
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(callbacks, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     callback = callbacks.HistoryCSV(path)
     callback.on_epoch_begin(1)
     callback.on_epoch_end(1, {"loss": 0.5})

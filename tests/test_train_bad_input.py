@@ -122,16 +122,6 @@ def test_output_dir_that_is_a_file(tmp_path, capsys):
     assert out.read_text() == "a file"
 
 
-def test_corrupt_image_is_skipped_with_a_warning_naming_it(folder, tmp_path):
-    root = mnist_folder(tmp_path / "digits", n_train=20, n_val=10)
-    corrupt = root / "train" / "3" / "broken.png"
-    corrupt.write_bytes(b"not a png at all")
-    with pytest.warns(UserWarning, match=f"skipping {corrupt}: not a JPEG or PNG"):
-        info = inspect_data(parse_source(f"folder:{root}"), image_size=32)
-    assert info.skipped == [str(corrupt)] and info.train_count == 20
-    assert str(corrupt) not in info.files[0][0]
-
-
 def test_val_classes_must_be_training_classes(tmp_path, capsys):
     root = mnist_folder(tmp_path / "digits", n_train=20, n_val=10)
     (root / "val" / "unicorn").mkdir()

@@ -34,9 +34,11 @@ def test_every_registered_model_is_covered():
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
+    folder = mnist_folder(root / "folder", 95, 32)  # and one damaged file: --limit-train 96
+    (folder / "train" / "0" / "zz_damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     found = {"idx": ["--data", f"idx:{REAL_MNIST}"],
-             "folder": ["--data", f"folder:{mnist_folder(root / 'folder', 96, 32)}",
-                        "--image-size", "32"]}
+             "folder": ["--data", f"folder:{folder}", "--image-size", "32",
+                        "--skip-bad-images"]}
     try:
         name = tfds_digits(root / "tfds", 96, 32)
         found["tfds"] = ["--data", f"tfds:{name}", "--data-dir", str(root / "tfds"),
@@ -66,4 +68,6 @@ def test_trains_and_converts_with_parity(name, sources, tmp_path):
     assert report["op_counts"]["LceBconv2d"] >= 1
     assert (out / "model.tflite").stat().st_size > 0
     assert report["config"]["num_classes"] == 10
+    damaged = [f"{sources['folder'][1][len('folder:'):]}/train/0/zz_damaged.png"]
+    assert report["skipped_images"] == (damaged if source == "folder" else [])
 

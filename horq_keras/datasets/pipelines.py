@@ -11,13 +11,12 @@ Sources:
 - ``mnist`` — the MNIST IDX files, SHA-256-checked, from ``--data-dir``,
   ``$HORQ_KERAS_MNIST_DIR`` or ``./data/mnist`` (never downloaded).
 - ``idx:DIR`` — any dataset in MNIST's IDX layout (``train-images-idx3-ubyte``,
-  ``train-labels-idx1-ubyte``, ``t10k-...``; plain or ``.gz``), no checksums.
-- ``folder:DIR`` — ``DIR/train/<class>/*`` and ``DIR/val/<class>/*``, JPEG or PNG
-  (classes: the sorted subfolder names of ``train/``). A file named like an image whose
-  first bytes are not a JPEG or PNG signature is **skipped with a warning naming it**;
-  a class folder left with no image is an error. A file whose header is valid but whose
-  body is damaged is dropped by the pipeline (``Dataset.ignore_errors``), with
-  TensorFlow's warning.
+  ``train-labels-idx1-ubyte``, ``t10k-...``; plain or ``.gz``), no checksums. The class
+  count is the largest class id + 1; ids that leave most of ``0..max`` unused (a stray
+  255 in a 10-class label file) are refused.
+- ``folder:DIR`` — ``DIR/train/<class>/*`` and ``DIR/val/<class>/*``, JPEG or PNG,
+  checked by :func:`.folders.read_folder`: every image decodes (or is skipped by name
+  with ``skip_bad_images``), the channels are decided from the whole folder.
 - ``tfds:NAME`` — a dataset prepared by ``tensorflow-datasets`` in ``--data-dir``
   (``DIR/NAME/<version>/``, read with ``tfds.builder_from_directory``, never
   downloaded); splits ``train`` and ``validation`` (else ``test``). Needs the
@@ -34,12 +33,12 @@ augmentation are deterministic under the seed (stateless random ops fed by
 
 import dataclasses
 import pathlib
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from horq_keras.datasets import mnist
+from horq_keras.datasets.folders import FolderError, read_folder
 from horq_keras.datasets.sources import DataSource, parse_source
 
 __all__ = ["CACHE_BYTES", "DataError", "DataInfo", "DataSource", "inspect_data",
@@ -51,8 +50,8 @@ CACHE_BYTES = 1 << 30
 #: Resize factor of the ImageNet evaluation crop (224 of 256).
 CROP_FRACTION = 0.875
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+#: IDX labels: at least this share of the ids ``0..max`` must occur (dense class ids).
+DENSE_IDS = 0.5
 
 
 class DataError(ValueError):
@@ -73,16 +72,22 @@ class DataInfo:
     files: tuple = None  # folder: ((paths, labels) train, (paths, labels) val)
     tfds_builder: object = None
     tfds_splits: tuple = None
-    skipped: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)  # folder: files left out
+    class_names: list = None  # class names in class-id order
+    notes: list = dataclasses.field(default_factory=list)  # decisions worth printing
 
     def steps_per_epoch(self, batch_size):
-        """Training batches per epoch (a damaged file dropped by the pipeline makes one
-        fewer image, which ``tf.data`` cannot know in advance)."""
+        """Training batches per epoch."""
         return -(-self.train_count // batch_size)
 
     def describe(self):
-        return (f"data {self.source}: {self.train_count} training and {self.val_count} "
-                f"validation images of shape {self.input_shape}, {self.num_classes} classes")
+        lines = [f"data {self.source}: {self.train_count} training and {self.val_count} "
+                 f"validation images of shape {self.input_shape}, {self.num_classes} classes",
+                 *self.notes]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} image file(s) that do not decode "
+                         f"(--skip-bad-images)")
+        return "\n".join(lines)
 
 
 def _idx_info(source, data_dir, limit_train, limit_val):
@@ -107,66 +112,39 @@ def _idx_info(source, data_dir, limit_train, limit_val):
     if x_train.ndim != 3 or len(x_train) == 0 or len(x_val) == 0:
         raise DataError(f"{option}: expected (N, height, width) images with N >= 1 in both "
                         f"splits; got {x_train.shape} and {x_val.shape}.")
-    return DataInfo(source, (*x_train.shape[1:], 1), int(max(y_train.max(), y_val.max())) + 1,
-                    len(x_train), len(x_val), arrays=((x_train, y_train), (x_val, y_val)))
+    num_classes = _dense_class_count(np.concatenate([y_train, y_val]), option)
+    return DataInfo(source, (*x_train.shape[1:], 1), num_classes, len(x_train), len(x_val),
+                    arrays=((x_train, y_train), (x_val, y_val)),
+                    class_names=[str(i) for i in range(num_classes)])
 
 
-def _is_image(path):
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    return any(head.startswith(signature) for signature in _SIGNATURES)
+def _dense_class_count(labels, option):
+    """The class count ``max id + 1`` of IDX labels, refused when most of ``0..max``
+    does not occur (a stray id would add classes that no image has)."""
+    ids = np.unique(labels)
+    count = int(ids.max()) + 1
+    if len(ids) < 2:
+        raise DataError(f"{option}: the labels hold {len(ids)} class id ({ids.tolist()}); a "
+                        f"classifier needs at least 2.")
+    if len(ids) < DENSE_IDS * count:
+        rare = [int(i) for i in ids if np.sum(labels == i) < 0.01 * len(labels)]
+        raise DataError(f"{option}: class ids run 0..{count - 1} ({count} classes), but only "
+                        f"{len(ids)} of them occur; ids held by under 1 % of the labels: "
+                        f"{rare}. Class ids must be dense 0..N-1: fix the label files.")
+    return count
 
 
-def _class_files(split_dir, classes, option, skipped):
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        folder = split_dir / name
-        if not folder.is_dir():
-            continue
-        found = 0
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in _IMAGE_SUFFIXES or not path.is_file():
-                continue
-            if not _is_image(path):
-                warnings.warn(f"{option}: skipping {path}: not a JPEG or PNG file "
-                              f"(corrupt or misnamed).", stacklevel=2)
-                skipped.append(str(path))
-                continue
-            paths.append(str(path))
-            labels.append(label)
-            found += 1
-        if found == 0 and split_dir.name == "train":
-            raise DataError(f"{option}: class folder {folder} has no JPEG or PNG images.")
-    return paths, labels
-
-
-def _subset(paths, labels, limit, seed):
-    """The first ``limit`` of a seeded permutation (all when ``limit`` is None)."""
-    order = np.random.default_rng(seed).permutation(len(paths))[:limit]
-    return [paths[i] for i in order], [labels[i] for i in order]
-
-
-def _folder_info(source, image_size, limit_train, limit_val, seed):
-    root, option = pathlib.Path(source.location), f"--data {source}"
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DataError(f"{option}: {root / split} does not exist; an image folder holds "
-                            f"train/<class>/ and val/<class>/ subfolders.")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{option}: {root / 'train'} has no class subfolders.")
-    extra = sorted({p.name for p in (root / "val").iterdir() if p.is_dir()} - set(classes))
-    if extra:
-        raise DataError(f"{option}: val/ has classes that train/ lacks: {', '.join(extra)}.")
-    skipped = []
-    train = _subset(*_class_files(root / "train", classes, option, skipped), limit_train, seed)
-    val = _subset(*_class_files(root / "val", classes, option, skipped), limit_val, 0)
-    if not val[0]:
-        raise DataError(f"{option}: {root / 'val'} has no JPEG or PNG images.")
-    image = tf.io.decode_image(tf.io.read_file(train[0][0]), expand_animations=False)
-    return DataInfo(source, (image_size, image_size, int(image.shape[-1])), len(classes),
-                    len(train[0]), len(val[0]), image_size=image_size, files=(train, val),
-                    skipped=skipped)
+def _folder_info(source, image_size, limit_train, limit_val, seed, channels, skip_bad_images):
+    try:
+        folder = read_folder(source.location, option=f"--data {source}", limit_train=limit_train,
+                             limit_val=limit_val, seed=seed, channels=channels,
+                             skip_bad_images=skip_bad_images)
+    except FolderError as error:
+        raise DataError(str(error)) from None
+    return DataInfo(source, (image_size, image_size, folder.channels), len(folder.classes),
+                    len(folder.train[0]), len(folder.val[0]), image_size=image_size,
+                    files=(folder.train, folder.val), skipped=folder.skipped,
+                    class_names=folder.classes, notes=[folder.channels_note])
 
 
 def _tfds_info(source, data_dir, image_size):
@@ -186,26 +164,40 @@ def _tfds_info(source, data_dir, image_size):
         raise DataError(f"--data-dir: {folder} holds no prepared TFDS dataset "
                         f"({source.location}/<version>/dataset_info.json); prepare it with "
                         f"tensorflow-datasets first, nothing is downloaded.")
-    builder = tfds.builder_from_directory(str(versions[-1]))
-    splits = builder.info.splits
+    info_file = versions[-1] / "dataset_info.json"
+    try:  # tensorflow-datasets raises many kinds of error for a damaged description
+        builder = tfds.builder_from_directory(str(versions[-1]))
+        splits = builder.info.splits
+        image, label = builder.info.features["image"], builder.info.features["label"]
+    except Exception as error:  # noqa: BLE001
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        raise DataError(f"--data-dir: {info_file} does not describe a prepared dataset with "
+                        f"'image' and 'label' features and its splits ({detail}).") from None
     val_split = "validation" if "validation" in splits else "test"
     if "train" not in splits or val_split not in splits:
         raise DataError(f"--data-dir: {versions[-1]} needs a 'train' and a 'validation' or "
-                        f"'test' split; it has {', '.join(splits)}.")
-    channels = builder.info.features["image"].shape[-1] or 3
-    return DataInfo(source, (image_size, image_size, channels),
-                    builder.info.features["label"].num_classes, splits["train"].num_examples,
-                    splits[val_split].num_examples, image_size=image_size,
-                    tfds_builder=builder, tfds_splits=("train", val_split))
+                        f"'test' split; it has {', '.join(splits) or 'none'} ({info_file}).")
+    channels = image.shape[-1] or 3
+    return DataInfo(source, (image_size, image_size, channels), label.num_classes,
+                    splits["train"].num_examples, splits[val_split].num_examples,
+                    image_size=image_size, tfds_builder=builder,
+                    tfds_splits=("train", val_split), class_names=list(label.names))
 
 
 def inspect_data(source, *, data_dir=None, image_size=None, limit_train=None, limit_val=None,
-                 seed=0):
+                 seed=0, channels=None, skip_bad_images=False):
     """Check ``source`` and describe it (see the module docstring); no pipeline yet.
 
     ``image_size`` is the side of the square inputs of folder and TFDS data (default
-    224); IDX data keep their own size.
+    224); IDX data keep their own size. ``channels`` (1 or 3) and ``skip_bad_images``
+    apply to folder data (see :func:`.folders.read_folder`).
     """
+    if source.kind != "folder":
+        for option, value in (("--channels", channels is not None),
+                              ("--skip-bad-images", skip_bad_images)):
+            if value:
+                raise DataError(f"{option}: applies to folder: data; {source} has its own "
+                                f"decoded images.")
     if source.kind in ("mnist", "idx"):
         if image_size is not None:
             raise DataError(f"--image-size: applies to folder: and tfds: data; {source} keeps "
@@ -219,7 +211,8 @@ def inspect_data(source, *, data_dir=None, image_size=None, limit_train=None, li
                         "its directory itself.")
     image_size = 224 if image_size is None else image_size
     if source.kind == "folder":
-        return _folder_info(source, image_size, limit_train, limit_val, seed)
+        return _folder_info(source, image_size, limit_train, limit_val, seed, channels,
+                            skip_bad_images)
     info = _tfds_info(source, data_dir, image_size)
     info.train_count = min(info.train_count, limit_train or info.train_count)
     info.val_count = min(info.val_count, limit_val or info.val_count)
@@ -263,9 +256,8 @@ def _image_datasets(train, val, info, batch_size, seed):
     size, side, autotune = info.image_size, _resized_side(info), tf.data.AUTOTUNE
 
     def prepare(dataset):
-        dataset = dataset.map(lambda x, y: (_resize_shorter_side(x, side), y),
-                              num_parallel_calls=autotune, deterministic=True)
-        return dataset.ignore_errors(log_warning=True)
+        return dataset.map(lambda x, y: (_resize_shorter_side(x, side), y),
+                           num_parallel_calls=autotune, deterministic=True)
 
     train = prepare(train)
     if _fits(info, info.train_count):

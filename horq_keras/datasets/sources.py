@@ -18,12 +18,14 @@ it was validated on.
 import argparse
 import dataclasses
 
-__all__ = ["DATASET_KINDS", "KINDS", "DataSource", "parse_source", "source_type"]
+__all__ = ["CHANNELS", "DATASET_KINDS", "KINDS", "DataSource", "parse_source", "source_type"]
 
 #: Dataset sources: ``mnist``, ``idx:DIR``, ``folder:DIR``, ``tfds:NAME``.
 DATASET_KINDS = ("mnist", "idx", "folder", "tfds")
 #: Every source: the datasets and ``PATH.npy``.
 KINDS = (*DATASET_KINDS, "npy")
+#: Channel counts a folder's images can be decoded to (``--channels``).
+CHANNELS = (1, 3)
 
 
 @dataclasses.dataclass(frozen=True)

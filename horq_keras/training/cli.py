@@ -12,7 +12,7 @@ from horq_keras.argtypes import int_at_least
 from horq_keras.converters.cli import add_tolerance_options
 from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
-from horq_keras.datasets.sources import parse_source, source_type
+from horq_keras.datasets.sources import CHANNELS, parse_source, source_type
 from horq_keras.exit_status import EPILOG
 
 __all__ = ["register"]
@@ -55,6 +55,12 @@ def register(subparsers):
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="MNIST IDX directory (default: $HORQ_KERAS_MNIST_DIR, then "
                              "./data/mnist), or the TFDS data directory of tfds:NAME")
+    parser.add_argument("--channels", type=int, choices=CHANNELS, default=None,
+                        help="decode folder: images to 1 (greyscale) or 3 (RGB) channels "
+                             "(default: 3 when any image of the folder has colour, else 1)")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="folder: data: leave out image files that do not decode, each "
+                             "named on stderr and listed in the report (default: refuse them)")
     parser.add_argument("--image-size", type=int_at_least(8), default=None,
                         help="side of the square inputs of folder:/tfds: data (default 224)")
     parser.add_argument("--recipe", choices=list(RECIPES), default="lenet-mnist",

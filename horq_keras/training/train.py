@@ -114,7 +114,8 @@ def plan_run(args, distribution=None):
     model_args = _model_args(args)
     data = inspect_data(args.data, data_dir=args.data_dir, image_size=args.image_size,
                         limit_train=args.limit_train, limit_val=args.limit_test,
-                        seed=args.seed)
+                        seed=args.seed, channels=args.channels,
+                        skip_bad_images=args.skip_bad_images)
     teacher_path = None
     if recipe.teacher not in ("none", "float"):
         teacher_path = recipe.teacher
@@ -304,7 +305,8 @@ def _keras_accuracy(model, val_set):
 def _results(plan, model, facts, val_set):
     """Convert (unless told not to), write ``report.json``; returns the exit code."""
     staging, args = plan.rundir.staging, plan.args
-    report = {"config": plan.config, **facts, "versions": _versions()}
+    report = {"config": plan.config, **facts, "skipped_images": plan.data.skipped,
+              "versions": _versions()}
     status = 0
     column = plan.model_args.get("beta_form") == "column"
     if args.no_convert or column:
