@@ -23,9 +23,10 @@ The run, in the order of the functions below:
    data as ``verify_data``: the report is the converter's report (ops, MACs, size,
    Keras and TFLite accuracy, top-1 agreement, the data used).
 
-Files (see :mod:`horq_keras.training.rundir`): the run works in ``OUTPUT/.partial/`` and
-moves ``model.h5``, ``model.tflite``, ``report.json``, ``history.csv``,
-``run_config.json`` (and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
+Files (see :mod:`horq_keras.training.rundir`): the run marks ``OUTPUT/`` as its own
+(``.horq-keras-run``), works in ``OUTPUT/.horq-keras-staging/`` and moves ``model.h5``,
+``model.tflite``, ``report.json``, ``history.csv``, ``run_config.json`` (and
+``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
 Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results;
 3 LCE could not convert the model.
@@ -109,6 +110,13 @@ def _check_builds(plan):
         tf.keras.backend.clear_session()
 
 
+def _data_folder(args):
+    """``(folder, option)`` of the data read from a folder, or None."""
+    if args.data.kind in ("idx", "folder"):
+        return args.data.location, f"--data {args.data}"
+    return None if args.data_dir is None else (args.data_dir, "--data-dir")
+
+
 def plan_run(args, distribution=None):
     """Check the whole run (see the module docstring); nothing is written.
 
@@ -120,6 +128,10 @@ def plan_run(args, distribution=None):
     if distribution is not None:
         recipe = distribution.scale(recipe)
     model_args = _model_args(args)
+    rundir = RunDir(args.output_dir)
+    data_folder = _data_folder(args)
+    if data_folder is not None:
+        rundir.refuse_inside(*data_folder)
     data = inspect_data(args.data, data_dir=args.data_dir, image_size=args.image_size,
                         limit_train=args.limit_train, limit_val=args.limit_test,
                         seed=args.seed)
@@ -141,7 +153,7 @@ def plan_run(args, distribution=None):
     if distribution is not None:
         config["distribution"] = distribution.to_config()
     config = json.loads(json.dumps(config))  # tuples as lists, as saved
-    plan = RunPlan(args, recipe, model_args, data, RunDir(args.output_dir), config, False,
+    plan = RunPlan(args, recipe, model_args, data, rundir, config, False,
                    teacher_path, distribution)
     plan.resuming = plan.rundir.check(config, args.overwrite)
     _check_builds(plan)

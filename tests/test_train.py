@@ -15,6 +15,7 @@ from train_data import REAL_MNIST, needs_mnist
 from horq_keras import train
 from horq_keras.cli import main
 from horq_keras.datasets import load_mnist, scale_images
+from horq_keras.training.rundir import MARKER, STAGING
 
 
 class Interrupted(Exception):
@@ -57,7 +58,7 @@ ARGV = ["train", "--epochs", "2", "--limit-train", "1024", "--limit-test", "256"
 def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = [*ARGV, "--output-dir", str(out)]
-    staging = out / ".partial"
+    staging = out / STAGING
 
     # Run 1 dies during epoch 2 of 2: the backup of epoch 1 survives, no result is written.
     begun = []
@@ -66,7 +67,7 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
         main(argv)
     assert begun == [0, 1]
     assert (staging / "backup").is_dir() and (staging / "checkpoint.h5").is_file()
-    assert sorted(p.name for p in out.iterdir()) == [".partial"]  # no result yet
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, STAGING]  # no result yet
     assert history_epochs(staging / "history.csv") == [0]
     assert json.loads((staging / "state.json").read_text())["stage"] == "training"
 
@@ -82,7 +83,7 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     assert history_epochs(out / "history.csv") == [0, 1]
     assert not staging.exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv", "model.h5", "model.tflite", "report.json", "run_config.json"]
+        MARKER, "history.csv", "model.h5", "model.tflite", "report.json", "run_config.json"]
 
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_run"] == [1] and report["converted"] is True
@@ -130,9 +131,9 @@ def test_interrupt_after_training_resumes_at_conversion(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "convert_and_verify", interrupted)
     with pytest.raises(Interrupted):
         main(argv)
-    state = json.loads((out / ".partial" / "state.json").read_text())
-    assert state["stage"] == "trained" and (out / ".partial" / "model.h5").is_file()
-    trained = (out / ".partial" / "model.h5").read_bytes()
+    state = json.loads((out / STAGING / "state.json").read_text())
+    assert state["stage"] == "trained" and (out / STAGING / "model.h5").is_file()
+    trained = (out / STAGING / "model.h5").read_bytes()
 
     monkeypatch.setattr(train, "convert_and_verify", convert_and_verify)
     begun = []
@@ -151,13 +152,14 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, mon
            "run_config.json": b"{}", "history.csv": b"epoch\n0\n"}
     for name, content in old.items():
         (out / name).write_bytes(content)
+    (out / MARKER).write_text(json.dumps({"tool": "horq-keras train", "results": [*old]}))
     argv = [*ARGV, "--epochs", "1", "--output-dir", str(out), "--beta-form", "column",
             "--order", "1"]
 
     assert main(argv) == 2  # a finished run is kept unless --overwrite is given
     assert main([*argv, "--overwrite", "--data-dir", str(tmp_path / "typo")]) == 2
     assert {name: (out / name).read_bytes() for name in old} == old
-    assert not (out / ".partial").exists()
+    assert not (out / STAGING).exists()
 
     begun = []
     interrupt_at(monkeypatch, 0, begun)  # the new run dies: the old one is intact

@@ -139,3 +139,79 @@ def test_val_classes_must_be_training_classes(tmp_path, capsys):
     assert_refused(["--data", f"folder:{root}"], "val/ has classes that train/ lacks: unicorn",
                    tmp_path, capsys)
 
+
+
+def assert_one_line(code, err, status=2):
+    assert code == status, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip() and "usage:" not in line
+             and not line.startswith(" ")]
+    assert len(lines) == 1, err
+
+
+def user_files(folder):
+    """``{relative path: bytes}`` of every file under ``folder``."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@needs_mnist
+def test_folder_of_the_user_is_refused_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in ("report.json", "history.csv", "model.tflite", "float_model.h5"):
+        (out / name).write_text(f"the user's {name}")
+    (out / ".partial").mkdir()
+    (out / ".partial" / "notes.txt").write_text("the user's notes")
+    before = user_files(out)
+    code, err = run_train(["--data-dir", str(REAL_MNIST)], out, capsys)
+    assert_one_line(code, err)
+    assert f"--output-dir: {out} is not empty and is not a horq-keras train run" in err
+    assert user_files(out) == before
+
+
+@needs_mnist
+def test_overwrite_in_a_folder_of_the_user_replaces_only_the_run_files(tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / ".partial").mkdir(parents=True)
+    (out / ".partial" / "notes.txt").write_text("the user's notes")
+    (out / "model.tflite").write_text("the user's model")
+    (out / "model.h5").write_text("replaced by the run")
+    args = ["--data-dir", str(REAL_MNIST), "--epochs", "1", "--limit-train", "32",
+            "--limit-test", "32", "--batch-size", "32", "--no-convert", "--overwrite"]
+    code, err = run_train(args, out, capsys)
+    assert code == 0, err
+    assert (out / ".partial" / "notes.txt").read_text() == "the user's notes"
+    assert (out / "model.tflite").read_text() == "the user's model"  # not a result of this run
+    assert (out / "model.h5").read_bytes().startswith(b"\x89HDF")
+    # The folder is now a run: the same command with --overwrite starts another.
+    assert run_train(args, out, capsys)[0] == 0
+    assert (out / ".partial" / "notes.txt").is_file() and (out / "model.tflite").is_file()
+
+
+def test_empty_output_dir_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_train([], "", capsys)
+    assert_one_line(code, err)
+    assert "argument --output-dir: must name a folder; got ''" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_dir_inside_the_data_folder_is_refused(folder, capsys):
+    before = user_files(folder)
+    code, err = run_train(["--data", f"folder:{folder}"], folder / "train", capsys)
+    assert_one_line(code, err)
+    assert f"--output-dir: {folder / 'train'} is inside the data folder {folder}" in err
+    assert user_files(folder) == before
+
+
+@needs_mnist
+def test_staging_folder_not_made_by_a_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / ".horq-keras-staging").mkdir(parents=True)
+    (out / ".horq-keras-staging" / "state.json").write_text("{}")
+    for overwrite in ([], ["--overwrite"]):
+        code, err = run_train(["--data-dir", str(REAL_MNIST), *overwrite], out, capsys)
+        assert_one_line(code, err)
+        assert "was not made by a horq-keras train run in this folder" in err
+    assert user_files(out) == {".horq-keras-staging/state.json": b"{}"}
