@@ -16,7 +16,8 @@ The run, in the order of the functions below:
    rates and each source's auto-shard policy.
 3. :func:`fit_stage` — ``Model.fit`` with a progress bar, ``BackupAndRestore``, an
    atomic per-epoch ``checkpoint.h5``, ``history.csv`` rewritten atomically, optional
-   TensorBoard logs. Recipes with ``init=float`` or ``teacher=float`` first train the
+   TensorBoard logs; a loss that becomes NaN or infinite stops the run (exit code 2)
+   before its epoch is saved, so the checkpoint and the backup keep the last good one. Recipes with ``init=float`` or ``teacher=float`` first train the
    float counterpart the same way (``float/`` of the staging folder, published as
    ``float_model.h5``).
 4. :func:`convert_and_verify` — ``horq_keras.converters.convert`` with the validation
@@ -38,6 +39,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -209,6 +211,34 @@ def save_model_atomic(model, path):
     atomic_write_bytes(path, buffer.getvalue())
 
 
+class NonFiniteLoss(ValueError):
+    """The training loss became NaN or infinite (exit code 2)."""
+
+
+class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
+    """Raise :class:`NonFiniteLoss` at the first batch whose loss is not finite.
+
+    First in the callbacks: ``fit`` stops before the epoch's checkpoint, history row and
+    backup are written, so they keep the last good epoch.
+    """
+
+    def __init__(self, checkpoint):
+        super().__init__()
+        self.checkpoint, self.epoch = checkpoint, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            kept = (f"the model of the last good epoch is kept in {self.checkpoint}"
+                    if self.checkpoint.is_file() else "no epoch had finished")
+            raise NonFiniteLoss(f"training stopped: the loss became {loss} in epoch "
+                                f"{self.epoch + 1}, batch {batch + 1}; {kept}. Try a lower "
+                                f"--learning-rate, or check the data.")
+
+
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Save ``model`` after every epoch (atomically): a loadable model of the last epoch."""
 
@@ -284,14 +314,14 @@ class FinishStage(tf.keras.callbacks.Callback):
 
 
 def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
-    """History (atomic), the stage's end, backup state (``backup``, default
+    """A stop at a non-finite loss, history (atomic), the stage's end, backup state (``backup``, default
     ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
 
     The order matters: Keras calls callbacks in list order, so the history row and the
     stage's result are written before the backup of the same epoch (or its removal).
     """
     history = HistoryCSV(stage_dir / "history.csv")
-    callbacks = [history]
+    callbacks = [StopOnNonFiniteLoss(stage_dir / "checkpoint.h5"), history]
     if finish is not None:
         callbacks.append(FinishStage(finish, history))
     callbacks += [
@@ -511,7 +541,11 @@ def run(args):
         except (ValueError, RunDirError, DataError, OSError) as error:
             print(f"horq-keras train: error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return _execute(plan, distribution)
+        try:
+            return _execute(plan, distribution)
+        except NonFiniteLoss as error:
+            print(f"horq-keras train: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
 
 def _print_results(report):

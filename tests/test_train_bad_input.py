@@ -6,12 +6,16 @@ Each case of the table in docs/bad_input.md; none may print a traceback or downl
 import pathlib
 
 import horq_keras  # noqa: F401
+import numpy as np
 import pytest
+import tensorflow as tf
 from train_data import REAL_MNIST, mnist_folder, needs_mnist
 
+from horq_keras import train
 from horq_keras.cli import main
 from horq_keras.datasets import ENV_VAR
 from horq_keras.training.data import inspect_data
+from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
 
 
@@ -215,3 +219,35 @@ def test_staging_folder_not_made_by_a_run_is_refused(tmp_path, capsys):
         assert_one_line(code, err)
         assert "was not made by a horq-keras train run in this folder" in err
     assert user_files(out) == {".horq-keras-staging/state.json": b"{}"}
+
+
+class PoisonAtEpoch(tf.keras.callbacks.Callback):
+    """Set the first kernel of the model to NaN when epoch ``epoch`` begins."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            layer = next(layer for layer in self.model.layers if layer.get_weights())
+            layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
+
+
+@needs_mnist
+def test_loss_that_becomes_nan_stops_the_run_keeping_the_last_good_epoch(tmp_path, capsys,
+                                                                        monkeypatch):
+    make_callbacks = train.make_callbacks
+    monkeypatch.setattr(train, "make_callbacks",
+                        lambda *a: [*make_callbacks(*a), PoisonAtEpoch(1)])
+    out = tmp_path / "out"
+    code, err = run_train(["--data-dir", str(REAL_MNIST), "--epochs", "2", "--limit-train",
+                           "64", "--limit-test", "32", "--batch-size", "32"], out, capsys)
+    assert_one_line(code, err)
+    checkpoint = out / STAGING / "checkpoint.h5"
+    assert (f"training stopped: the loss became nan in epoch 2, batch 1; the model of the "
+            f"last good epoch is kept in {checkpoint}") in err
+    assert not (out / "model.h5").exists()
+    model = tf.keras.models.load_model(str(checkpoint))
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert (out / STAGING / "history.csv").read_text().splitlines()[1].startswith("0,")
