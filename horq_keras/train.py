@@ -96,6 +96,10 @@ def _model_args(args):
             if key not in registry.entry(args.model).arguments():
                 raise registry.ModelArgError(f"--{key.replace('_', '-')}: {args.model} has no "
                                              f"{key} argument.")
+            if model_args.get(key, value) != value:
+                raise registry.ModelArgError(
+                    f"--{key.replace('_', '-')} {value} conflicts with --model-arg "
+                    f"{key}={model_args[key]}; give one.")
             model_args[key] = value
     return model_args
 

@@ -3,6 +3,7 @@
 Each case of the table in docs/bad_input.md; none may print a traceback or download anything.
 """
 
+import argparse
 import pathlib
 
 import horq_keras  # noqa: F401
@@ -57,6 +58,13 @@ CASES = [
      "--model horq_lenet with {'order': 0}"),
     ("reserved model argument", ["--model-arg", "num_classes=3"],
      "--model-arg num_classes: set by the trainer from the data"),
+    ("model argument given twice", ["--model-arg", "order=2", "--model-arg", "order=3"],
+     "--model-arg order: given twice with different values, 2 and 3"),
+    ("--order against --model-arg", ["--model-arg", "order=3", "--order", "2"],
+     "--order 2 conflicts with --model-arg order=3"),
+    ("--beta-form against --model-arg", ["--model-arg", "beta_form=pixel", "--beta-form",
+                                         "sample"],
+     "--beta-form sample conflicts with --model-arg beta_form=pixel"),
     ("--order on a model without it", ["--model", "groupnet_alexnet", "--order", "2"],
      "--order: groupnet_alexnet has no order argument"),
     ("malformed --data", ["--data", "imagenet"],
@@ -251,3 +259,9 @@ def test_loss_that_becomes_nan_stops_the_run_keeping_the_last_good_epoch(tmp_pat
     model = tf.keras.models.load_model(str(checkpoint))
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert (out / STAGING / "history.csv").read_text().splitlines()[1].startswith("0,")
+
+
+def test_model_argument_given_twice_with_the_same_value_is_accepted():
+    args = argparse.Namespace(model="horq_lenet", model_arg=["order=2", "order=2"], order=2,
+                              beta_form=None)
+    assert train._model_args(args) == {"order": 2}
