@@ -30,7 +30,8 @@ Files (see :mod:`horq_keras.training.rundir`): the run marks ``OUTPUT/`` as its 
 ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
 Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results;
-3 LCE could not convert the model.
+3 LCE could not convert the model; 4, 130 and 143 as every command
+(:mod:`horq_keras.exit_status`).
 """
 
 import argparse

@@ -17,7 +17,8 @@ __all__ = ["EXIT_CODES", "register"]
 
 EXIT_CODES = ("exit codes: 0 trained, converted and verified; 1 the .tflite disagrees with "
               "Keras (parity failed); 2 bad input, or a failure before any result; 3 LCE "
-              "could not convert the model.")
+              "could not convert the model; 4 internal error (--verbose shows the traceback); "
+              "130 / 143 interrupted by Ctrl-C / SIGTERM (run the same command to resume).")
 
 
 def _run(args):
@@ -82,4 +83,4 @@ def register(subparsers):
                              "the new run is complete)")
     add_override_options(parser)
     add_scale_out_arguments(parser)
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, on_interrupt="run the same command to resume")

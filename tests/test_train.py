@@ -15,11 +15,12 @@ from train_data import REAL_MNIST, needs_mnist
 from horq_keras import train
 from horq_keras.cli import main
 from horq_keras.datasets import load_mnist, scale_images
+from horq_keras.exit_status import INTERRUPTED
 from horq_keras.training.rundir import MARKER, STAGING
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(KeyboardInterrupt):
+    """A simulated Ctrl-C."""
 
 
 class InterruptAtEpoch(tf.keras.callbacks.Callback):
@@ -63,8 +64,7 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     # Run 1 dies during epoch 2 of 2: the backup of epoch 1 survives, no result is written.
     begun = []
     interrupt_at(monkeypatch, 1, begun)
-    with pytest.raises(Interrupted):
-        main(argv)
+    assert main(argv) == INTERRUPTED
     assert begun == [0, 1]
     assert (staging / "backup").is_dir() and (staging / "checkpoint.h5").is_file()
     assert sorted(p.name for p in out.iterdir()) == [MARKER, STAGING]  # no result yet
@@ -129,8 +129,7 @@ def test_interrupt_after_training_resumes_at_conversion(tmp_path, monkeypatch):
         raise Interrupted("simulated interruption during conversion")
 
     monkeypatch.setattr(train, "convert_and_verify", interrupted)
-    with pytest.raises(Interrupted):
-        main(argv)
+    assert main(argv) == INTERRUPTED
     state = json.loads((out / STAGING / "state.json").read_text())
     assert state["stage"] == "trained" and (out / STAGING / "model.h5").is_file()
     trained = (out / STAGING / "model.h5").read_bytes()
@@ -163,8 +162,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, mon
 
     begun = []
     interrupt_at(monkeypatch, 0, begun)  # the new run dies: the old one is intact
-    with pytest.raises(Interrupted):
-        main([*argv, "--overwrite"])
+    assert main([*argv, "--overwrite"]) == INTERRUPTED
     assert {name: (out / name).read_bytes() for name in old} == old
 
     interrupt_at(monkeypatch, 99, begun)

@@ -4,7 +4,9 @@ Each case of the table in docs/bad_input.md; none may print a traceback or downl
 """
 
 import argparse
+import os
 import pathlib
+import signal
 
 import horq_keras  # noqa: F401
 import numpy as np
@@ -15,6 +17,7 @@ from train_data import REAL_MNIST, mnist_folder, needs_mnist
 from horq_keras import train
 from horq_keras.cli import main
 from horq_keras.datasets import ENV_VAR
+from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.training.data import inspect_data
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
@@ -265,3 +268,52 @@ def test_model_argument_given_twice_with_the_same_value_is_accepted():
     args = argparse.Namespace(model="horq_lenet", model_arg=["order=2", "order=2"], order=2,
                               beta_form=None)
     assert train._model_args(args) == {"order": 2}
+
+
+class SignalAtFirstBatch(tf.keras.callbacks.Callback):
+    """Send ``signum`` to this process in the first training batch (Ctrl-C, ``kill``)."""
+
+    def __init__(self, signum):
+        super().__init__()
+        self.signum = signum
+
+    def on_train_batch_begin(self, batch, logs=None):
+        os.kill(os.getpid(), self.signum)
+
+
+@needs_mnist
+def test_ctrl_c_and_sigterm_end_with_one_line_and_their_status(tmp_path, capsys, monkeypatch):
+    make_callbacks = train.make_callbacks
+    args = ["--data-dir", str(REAL_MNIST), "--epochs", "1", "--limit-train", "32",
+            "--limit-test", "32", "--batch-size", "32", "--no-convert"]
+    out = tmp_path / "out"
+    for signum, status, word in ((signal.SIGINT, 130, "interrupted"),
+                                 (signal.SIGTERM, 143, "terminated")):
+        monkeypatch.setattr(train, "make_callbacks",
+                            lambda *a, signum=signum: [*make_callbacks(*a),
+                                                       SignalAtFirstBatch(signum)])
+        code, err = run_train(args, out, capsys)
+        assert_one_line(code, err, status)
+        assert f"horq-keras train: {word}; run the same command to resume" in err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+    assert run_train(args, out, capsys)[0] == 0  # resumed
+    assert "130" in EPILOG and "143" in EPILOG
+
+
+@needs_mnist
+def test_unexpected_error_has_its_own_status_and_one_line(tmp_path, capsys, monkeypatch):
+    def broken(plan):
+        raise RuntimeError("an unexpected failure")
+
+    monkeypatch.setattr(train, "build_datasets", broken)
+    code, err = run_train(["--data-dir", str(REAL_MNIST)], tmp_path / "out", capsys)
+    assert_one_line(code, err, INTERNAL_ERROR)
+    assert ("horq-keras train: error: internal error: RuntimeError: an unexpected failure "
+            "(run with --verbose for the traceback)") in err
+    try:
+        code = main(["--verbose", "train", "--data-dir", str(REAL_MNIST), "--output-dir",
+                     str(tmp_path / "out")])
+    finally:
+        err = capsys.readouterr().err
+    assert code == INTERNAL_ERROR and "Traceback" in err and "an unexpected failure" in err
