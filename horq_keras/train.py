@@ -17,12 +17,13 @@ The run, in the order of the functions below:
 3. :func:`fit_stage` — ``Model.fit`` with a progress bar, ``BackupAndRestore``, an
    atomic per-epoch ``checkpoint.h5``, ``history.csv`` rewritten atomically, optional
    TensorBoard logs; a loss that becomes NaN or infinite stops the run (exit code 2)
-   before its epoch is saved, so the checkpoint and the backup keep the last good one. Recipes with ``init=float`` or ``teacher=float`` first train the
-   float counterpart the same way (``float/`` of the staging folder, published as
-   ``float_model.h5``).
+   before its epoch is saved, so the checkpoint and the backup keep the last good one.
+   Recipes with ``init=float`` or ``teacher=float`` first train the float counterpart
+   the same way (``float/`` of the staging folder, published as ``float_model.h5``).
 4. :func:`convert_and_verify` — ``horq_keras.converters.convert`` with the validation
    data as ``verify_data``: the report is the converter's report (ops, MACs, size,
-   Keras and TFLite accuracy, top-1 agreement, the data used).
+   top-1 agreement and accuracy on the parity samples, the data used), with the Keras
+   and TFLite accuracy on the whole validation set.
 
 Files (see :mod:`horq_keras.training.rundir`): the run marks ``OUTPUT/`` as its own
 (``.horq-keras-run``), works in ``OUTPUT/.horq-keras-staging/`` and moves ``model.h5``,
@@ -55,6 +56,7 @@ import tensorflow as tf
 from horq_keras.converters import convert
 from horq_keras.converters.loading import load_model
 from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training import registry
 from horq_keras.training.data import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
@@ -465,8 +467,24 @@ def _keras_accuracy(model, val_set):
     return float(model.evaluate(val_set, verbose=0, return_dict=True)["accuracy"])
 
 
+def _tflite_accuracy(path, val_set):
+    """Top-1 accuracy of the ``.tflite`` at ``path`` on every batch of ``val_set``."""
+    interpreter = LceInterpreter(path.read_bytes())
+    correct = total = 0
+    for images, labels in val_set:
+        probabilities = interpreter.predict([images.numpy()])[0]
+        correct += int(np.sum(probabilities.argmax(-1) == labels.numpy()))
+        total += len(labels)
+    return correct / total
+
+
 def _results(plan, model, facts, val_set):
-    """Convert (unless told not to), write ``report.json``; returns the exit code."""
+    """Convert (unless told not to), write ``report.json``; returns the exit code.
+
+    ``keras_test_accuracy`` and ``tflite_test_accuracy`` are measured on the whole
+    validation set (``val_samples``); the parity check's samples (``parity_samples``, at
+    most ``--verify-samples``) have their own ``parity_*_accuracy``.
+    """
     staging, args = plan.rundir.staging, plan.args
     report = {"config": plan.config, **facts, "versions": _versions()}
     status = 0
@@ -475,17 +493,20 @@ def _results(plan, model, facts, val_set):
         if column:
             print("Skipping conversion: beta_form='column' (per-im2col-column beta) has no "
                   "LCE lowering; train with --beta-form pixel or sample to deploy.")
-        report.update(converted=False, keras_test_accuracy=_keras_accuracy(model, val_set))
+        report["converted"] = False
     else:
         conversion, status = convert_and_verify(plan, model, val_set)
         if conversion is None:
             return status
         parity = conversion.parity
         report.update(
-            converted=True, conversion=conversion.to_dict(), test_samples=parity.samples,
-            keras_test_accuracy=parity.keras_accuracy,
-            tflite_test_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
+            converted=True, conversion=conversion.to_dict(),
+            tflite_test_accuracy=_tflite_accuracy(staging / "model.tflite", val_set),
+            parity_samples=parity.samples, parity_keras_accuracy=parity.keras_accuracy,
+            parity_tflite_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
             parity_ok=parity.ok, op_counts=dict(conversion.op_counts))
+    report.update(val_samples=plan.data.val_count,
+                  keras_test_accuracy=_keras_accuracy(model, val_set))
     write_json(staging / "report.json", report)
     plan.rundir.set_stage("converted")
     return status
@@ -555,15 +576,19 @@ def run(args):
 
 def _print_results(report):
     rows = [
+        ("validation images", "val_samples", ""),
         ("Keras test accuracy", "keras_test_accuracy", ".4f"),
         ("TFLite test accuracy", "tflite_test_accuracy", ".4f"),
+        ("parity samples", "parity_samples", ""),
+        ("Keras parity-sample accuracy", "parity_keras_accuracy", ".4f"),
+        ("TFLite parity-sample accuracy", "parity_tflite_accuracy", ".4f"),
         ("top-1 agreement", "top1_agreement", ".4f"),
         ("training wall time (s)", "train_seconds", ".1f"),
         ("TFLite ops", "op_counts", ""),
     ]
     for name, key, spec in rows:
         if report.get(key) is not None:
-            print(f"{name:>24}: {report[key]:{spec}}")
+            print(f"{name:>29}: {report[key]:{spec}}")
 
 
 def _versions():

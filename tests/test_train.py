@@ -95,7 +95,7 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     assert all(float(row["seconds"]) > 0 for row in rows)
     assert report["train_seconds"] == pytest.approx(sum(float(row["seconds"]) for row in rows))
     assert report["config"]["model"] == "horq_lenet" and report["config"]["data"] == "mnist"
-    assert report["test_samples"] == 256
+    assert report["val_samples"] == report["parity_samples"] == 256
     assert report["keras_test_accuracy"] > 0.7  # 64 steps: far above chance (0.1)
     assert report["top1_agreement"] >= 0.99 and report["parity_ok"] is True
     assert report["conversion"]["parity"]["inputs"].startswith("given tf.data.Dataset")

@@ -4,6 +4,7 @@ Each case of the table in docs/bad_input.md; none may print a traceback or downl
 """
 
 import argparse
+import json
 import os
 import pathlib
 import signal
@@ -16,8 +17,9 @@ from train_data import REAL_MNIST, mnist_folder, needs_mnist
 
 from horq_keras import train
 from horq_keras.cli import main
-from horq_keras.datasets import ENV_VAR
+from horq_keras.datasets import ENV_VAR, load_mnist, scale_images
 from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
+from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training.data import inspect_data
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
@@ -317,3 +319,28 @@ def test_unexpected_error_has_its_own_status_and_one_line(tmp_path, capsys, monk
     finally:
         err = capsys.readouterr().err
     assert code == INTERNAL_ERROR and "Traceback" in err and "an unexpected failure" in err
+
+
+@pytest.fixture(scope="module")
+def converted_run(tmp_path_factory):
+    """A converted run on 64 validation images whose parity check uses 32 of them."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = main(["train", "--data-dir", str(REAL_MNIST), "--epochs", "1", "--limit-train",
+                 "64", "--limit-test", "64", "--batch-size", "32", "--verify-samples", "32",
+                 "--output-dir", str(out)])
+    assert code in (0, 1)
+    return out
+
+
+@needs_mnist
+def test_test_accuracy_is_the_validation_sets_and_parity_samples_have_their_own(converted_run):
+    report = json.loads((converted_run / "report.json").read_text())
+    assert report["val_samples"] == 64 and report["parity_samples"] == 32
+    (_, _), (x_val, y_val) = load_mnist(REAL_MNIST)
+    x = scale_images(x_val[:64]).numpy()
+    keras = tf.keras.models.load_model(str(converted_run / "model.h5")).predict(x, verbose=0)
+    tflite = LceInterpreter((converted_run / "model.tflite").read_bytes()).predict([x])[0]
+    for key, probabilities in (("keras", keras), ("tflite", tflite)):
+        correct = probabilities.argmax(-1) == y_val[:64]
+        assert report[f"{key}_test_accuracy"] == pytest.approx(correct.mean())
+        assert report[f"parity_{key}_accuracy"] == pytest.approx(correct[:32].mean())
