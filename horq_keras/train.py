@@ -27,8 +27,8 @@ The run, in the order of the functions below:
 
 Files (see :mod:`horq_keras.training.rundir`): the run marks ``OUTPUT/`` as its own
 (``.horq-keras-run``), works in ``OUTPUT/.horq-keras-staging/`` and moves ``model.h5``,
-``model.tflite``, ``report.json``, ``history.csv``, ``run_config.json`` (and
-``float_model.h5``) into ``OUTPUT/`` by rename when complete.
+``model.tflite``, ``labels.txt``, ``report.json``, ``history.csv``, ``run_config.json``
+(and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
 Exit codes: 0 verified; 1 parity failed; 2 bad input or a failure before results;
 3 LCE could not convert the model; 4, 130 and 143 as every command
@@ -61,6 +61,7 @@ from horq_keras.training import registry
 from horq_keras.training.data import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
 from horq_keras.training.distribute import Distribution, weights_fingerprint
+from horq_keras.training.labels import class_names, labels_text
 from horq_keras.training.mixed_precision import float32_copy, set_mixed_precision
 from horq_keras.training.optimizers import make_optimizer
 from horq_keras.training.recipes import resolve
@@ -479,7 +480,8 @@ def _tflite_accuracy(path, val_set):
 
 
 def _results(plan, model, facts, val_set):
-    """Convert (unless told not to), write ``report.json``; returns the exit code.
+    """Convert (unless told not to), write ``labels.txt`` (the class names in label order)
+    and ``report.json``; returns the exit code.
 
     ``keras_test_accuracy`` and ``tflite_test_accuracy`` are measured on the whole
     validation set (``val_samples``); the parity check's samples (``parity_samples``, at
@@ -506,7 +508,9 @@ def _results(plan, model, facts, val_set):
             parity_tflite_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
             parity_ok=parity.ok, op_counts=dict(conversion.op_counts))
     report.update(val_samples=plan.data.val_count,
-                  keras_test_accuracy=_keras_accuracy(model, val_set))
+                  keras_test_accuracy=_keras_accuracy(model, val_set),
+                  class_names=class_names(plan.data))
+    atomic_write_text(staging / "labels.txt", labels_text(report["class_names"]))
     write_json(staging / "report.json", report)
     plan.rundir.set_stage("converted")
     return status

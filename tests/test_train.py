@@ -83,7 +83,8 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     assert history_epochs(out / "history.csv") == [0, 1]
     assert not staging.exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        MARKER, "history.csv", "model.h5", "model.tflite", "report.json", "run_config.json"]
+        MARKER, "history.csv", "labels.txt", "model.h5", "model.tflite", "report.json",
+        "run_config.json"]
 
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_run"] == [1] and report["converted"] is True

@@ -21,6 +21,7 @@ from horq_keras.datasets import ENV_VAR, load_mnist, scale_images
 from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training.data import inspect_data
+from horq_keras.training.labels import class_names, labels_text
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
 
@@ -344,3 +345,23 @@ def test_test_accuracy_is_the_validation_sets_and_parity_samples_have_their_own(
         correct = probabilities.argmax(-1) == y_val[:64]
         assert report[f"{key}_test_accuracy"] == pytest.approx(correct.mean())
         assert report[f"parity_{key}_accuracy"] == pytest.approx(correct[:32].mean())
+
+
+@needs_mnist
+def test_class_names_are_written_beside_the_tflite_and_in_the_report(converted_run):
+    report = json.loads((converted_run / "report.json").read_text())
+    digits = [str(digit) for digit in range(10)]
+    assert report["class_names"] == digits
+    assert (converted_run / "labels.txt").read_text() == "".join(f"{d}\n" for d in digits)
+
+
+def test_class_names_of_an_image_folder_are_its_class_folders(tmp_path):
+    root = mnist_folder(tmp_path / "digits", n_train=40, n_val=20)
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for split in ("train", "val"):
+        for digit, word in enumerate(words):
+            if (root / split / str(digit)).is_dir():
+                (root / split / str(digit)).rename(root / split / word)
+    info = inspect_data(parse_source(f"folder:{root}"), image_size=32)
+    assert class_names(info) == sorted(words)
+    assert labels_text(["cat", "dog"]) == "cat\ndog\n"

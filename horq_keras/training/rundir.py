@@ -32,7 +32,7 @@ _TOOL = "horq-keras train"
 
 #: Files a finished run leaves in the output folder (those it made).
 RESULTS = ("float_model.h5", "model.h5", "history.csv", "run_config.json", "model.tflite",
-           "report.json")
+           "labels.txt", "report.json")
 #: Stages recorded in ``state.json``, in order.
 STAGES = ("training", "trained", "converted")
 
