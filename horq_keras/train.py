@@ -57,7 +57,7 @@ from horq_keras.converters import convert
 from horq_keras.converters.loading import load_model
 from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
 from horq_keras.tflite.interpreter import LceInterpreter
-from horq_keras.training import registry
+from horq_keras.training import memory, registry
 from horq_keras.training.data import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
 from horq_keras.training.distribute import Distribution, weights_fingerprint
@@ -109,15 +109,23 @@ def _model_args(args):
 
 
 def _check_builds(plan):
-    """Build the model (and its float counterpart) once: the image size must fit it."""
+    """Build the model (and its float counterpart) in a graph, allocating nothing: the
+    image size must fit it and, on the CPU, a training step must fit in the memory
+    available (:mod:`horq_keras.training.memory`)."""
     try:
-        for float_counterpart in {False, plan.needs_float_stage}:
-            build_model(plan, float_counterpart=float_counterpart)
+        needed = max((memory.footprint(lambda float_counterpart=float_counterpart: build_model(
+                      plan, float_counterpart=float_counterpart))
+                      for float_counterpart in {False, plan.needs_float_stage}),
+                     key=lambda footprint: footprint.bytes(1))
     except registry.ModelArgError as error:
         raise registry.ModelArgError(f"{error} (--image-size / --data give the input shape "
                                      f"{plan.data.input_shape})") from error
-    finally:
-        tf.keras.backend.clear_session()
+    if not tf.config.list_physical_devices("GPU"):
+        workers = plan.distribution.cluster.num_workers if (
+            plan.distribution is not None and plan.distribution.cluster) else 1
+        memory.check(needed, -(-plan.recipe.batch_size // workers), memory.available_memory(),
+                     plan.data.input_shape,
+                     "--image-size" if plan.args.image_size is not None else "--model")
 
 
 def _data_folder(args):

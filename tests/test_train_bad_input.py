@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import signal
 
 import horq_keras  # noqa: F401
@@ -21,6 +22,7 @@ from horq_keras.datasets import ENV_VAR, load_mnist, scale_images
 from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training.data import inspect_data
+from horq_keras.training import memory
 from horq_keras.training.labels import class_names, labels_text
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
@@ -365,3 +367,35 @@ def test_class_names_of_an_image_folder_are_its_class_folders(tmp_path):
     info = inspect_data(parse_source(f"folder:{root}"), image_size=32)
     assert class_names(info) == sorted(words)
     assert labels_text(["cat", "dog"]) == "cat\ndog\n"
+
+
+def test_image_size_too_large_for_the_memory_is_refused_before_anything_is_allocated(
+        folder, tmp_path, capsys):
+    assert_refused(["--data", f"folder:{folder}", "--image-size", "100000"],
+                   "--image-size: the model on inputs of shape (100000, 100000, 1) needs about",
+                   tmp_path, capsys)
+
+
+@needs_mnist
+def test_batch_too_large_for_the_memory_is_refused_naming_the_batch_that_fits(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda: 50_000_000)
+    assert_refused(["--data-dir", str(REAL_MNIST), "--batch-size", "1024"],
+                   "--batch-size: a batch of 1024 needs about", tmp_path, capsys)
+    err = run_train(["--data-dir", str(REAL_MNIST), "--batch-size", "1024"],
+                    tmp_path / "out", capsys)[1]
+    fits = int(re.search(r"--batch-size (\d+) fits", err).group(1))
+    assert run_train(["--data-dir", str(REAL_MNIST), "--batch-size", str(fits), "--epochs",
+                      "1", "--limit-train", "32", "--limit-test", "32", "--no-convert"],
+                     tmp_path / "fits", capsys)[0] == 0
+
+
+def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup_limit(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable:  800 kB\n")
+    (tmp_path / "memory.max").write_text("max\n")
+    (tmp_path / "memory.current").write_text("100\n")
+    assert memory.available_memory(meminfo, tmp_path) == 800 * 1024
+    (tmp_path / "memory.max").write_text("500000\n")
+    assert memory.available_memory(meminfo, tmp_path) == 500000 - 100
+    assert memory.available_memory(tmp_path / "none", tmp_path / "none") is None
