@@ -160,6 +160,12 @@ def plan_run(args, distribution=None):
         if tuple(teacher.input_shape[1:]) != tuple(data.input_shape):
             raise ValueError(f"--teacher: {teacher_path} takes inputs of shape "
                              f"{teacher.input_shape[1:]}, the data {data.input_shape}.")
+        if teacher.output_shape[-1] != data.num_classes:
+            raise ValueError(f"--teacher: {teacher_path} has {teacher.output_shape[-1]} "
+                             f"outputs; the data has {data.num_classes} classes.")
+    if args.tensorboard is not None and args.tensorboard.exists() \
+            and not args.tensorboard.is_dir():
+        raise ValueError(f"--tensorboard: {args.tensorboard} exists and is not a directory.")
     config = {
         "model": args.model, "model_args": model_args, "data": str(args.data),
         "data_dir": None if args.data_dir is None else str(args.data_dir),

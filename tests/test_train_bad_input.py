@@ -22,7 +22,8 @@ from horq_keras.datasets import ENV_VAR, load_mnist, scale_images
 from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training.data import inspect_data
-from horq_keras.training import memory
+from horq_keras.training import memory, registry
+from horq_keras.training.distill import DistillationLoss, distillation_model
 from horq_keras.training.labels import class_names, labels_text
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
@@ -399,3 +400,35 @@ def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup_limit(tmp_pat
     (tmp_path / "memory.max").write_text("500000\n")
     assert memory.available_memory(meminfo, tmp_path) == 500000 - 100
     assert memory.available_memory(tmp_path / "none", tmp_path / "none") is None
+
+
+@needs_mnist
+def test_tensorboard_naming_a_file_is_refused(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.write_text("a file")
+    assert_refused(["--data-dir", str(REAL_MNIST), "--tensorboard", str(logs)],
+                   f"--tensorboard: {logs} exists and is not a directory", tmp_path, capsys)
+    assert logs.read_text() == "a file"
+
+
+@needs_mnist
+def test_teacher_with_another_class_count_is_refused(tmp_path, capsys):
+    teacher = tmp_path / "teacher.h5"
+    registry.build("horq_lenet", {"variant": "float"}, input_shape=(28, 28, 1),
+                   num_classes=5).save(teacher)
+    assert_refused(["--data-dir", str(REAL_MNIST), "--recipe", "distill", "--teacher",
+                    str(teacher)],
+                   f"--teacher: {teacher} has 5 outputs; the data has 10 classes",
+                   tmp_path, capsys)
+
+
+def test_teacher_of_the_students_own_architecture_and_name_distills():
+    student, teacher = (registry.build("horq_lenet", {}, input_shape=(28, 28, 1),
+                                       num_classes=10) for _ in range(2))
+    assert student.name == teacher.name
+    trained = distillation_model(student, teacher)
+    trained.compile("adam", DistillationLoss())
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    trained.fit(x, np.zeros(4, "int64"), epochs=1, verbose=0)
+    assert trained.get_layer("teacher").get_weights()[0].shape == \
+        teacher.get_weights()[0].shape
