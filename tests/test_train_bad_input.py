@@ -9,6 +9,9 @@ import os
 import pathlib
 import re
 import signal
+import socket
+import threading
+import time
 
 import horq_keras  # noqa: F401
 import numpy as np
@@ -23,8 +26,10 @@ from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.tflite.interpreter import LceInterpreter
 from horq_keras.training.data import inspect_data
 from horq_keras.training import memory, registry
+from horq_keras.training.cluster import parse_tf_config, wait_for_cluster
 from horq_keras.training.distill import DistillationLoss, distillation_model
 from horq_keras.training.labels import class_names, labels_text
+from horq_keras.training.local_cluster import free_ports
 from horq_keras.training.rundir import STAGING
 from horq_keras.training.sources import parse_source
 
@@ -432,3 +437,77 @@ def test_teacher_of_the_students_own_architecture_and_name_distills():
     trained.fit(x, np.zeros(4, "int64"), epochs=1, verbose=0)
     assert trained.get_layer("teacher").get_weights()[0].shape == \
         teacher.get_weights()[0].shape
+
+
+def train_in_cluster(monkeypatch, capsys, addresses, index, *args):
+    """``main(["train", ...])`` as worker ``index`` of a TF_CONFIG of ``addresses``."""
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": addresses},
+                                                "task": {"type": "worker", "index": index}}))
+    start = time.monotonic()
+    code, err = run_train(["--strategy", "multi-worker", *args], pathlib.Path("unused"),
+                          capsys)
+    return code, err, time.monotonic() - start
+
+
+def test_worker_that_never_starts_is_named_after_the_cluster_timeout(monkeypatch, capsys):
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    code, err, seconds = train_in_cluster(monkeypatch, capsys, addresses, 0,
+                                          "--cluster-timeout", "1")
+    assert_one_line(code, err)
+    assert (f"--cluster-timeout: worker 1 ({addresses[1]}), worker 2 ({addresses[2]}) of "
+            f"TF_CONFIG did not start within 1 s") in err
+    assert seconds < 30
+
+
+def test_sigterm_while_waiting_for_the_cluster_ends_the_run(monkeypatch, capsys):
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code, err, seconds = train_in_cluster(monkeypatch, capsys, addresses, 1,
+                                              "--cluster-timeout", "60")
+    finally:
+        timer.cancel()
+    assert_one_line(code, err, 143)
+    assert seconds < 30
+
+
+def test_port_of_this_worker_in_use_is_refused(monkeypatch, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addresses = [f"127.0.0.1:{taken.getsockname()[1]}",
+                     f"127.0.0.1:{free_ports(1)[0]}"]
+        code, err, _ = train_in_cluster(monkeypatch, capsys, addresses, 0)
+    assert_one_line(code, err)
+    assert f"TF_CONFIG: this task's address {addresses[0]} (worker 0) is in use" in err
+
+
+def test_waiting_worker_sees_a_peer_that_starts_later():
+    """Worker 1 starts a second late, waits for worker 0, then serves its port as
+    TensorFlow's server would: both waits end."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    tasks = [parse_tf_config(json.dumps({"cluster": {"worker": addresses},
+                                         "task": {"type": "worker", "index": index}}))
+             for index in range(2)]
+    done = threading.Event()
+
+    def late_worker():
+        time.sleep(1.0)
+        wait_for_cluster(tasks[1], 20, poll=0.1)
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", int(addresses[1].rpartition(":")[2])))
+            server.listen()
+            done.wait(timeout=30)
+
+    peer = threading.Thread(target=late_worker, daemon=True)
+    peer.start()
+    try:
+        start = time.monotonic()
+        wait_for_cluster(tasks[0], 20, poll=0.1)
+        assert time.monotonic() - start < 20
+    finally:
+        done.set()
+        peer.join(timeout=30)
+    assert not peer.is_alive()
