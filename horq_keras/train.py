@@ -57,6 +57,7 @@ from horq_keras.converters import convert
 from horq_keras.converters.loading import load_model
 from horq_keras.tflite.files import atomic_write_bytes, atomic_write_text
 from horq_keras.tflite.interpreter import LceInterpreter
+from horq_keras.tflite.metadata import embed_labels
 from horq_keras.training import memory, registry
 from horq_keras.training.data import DataError, inspect_data, make_datasets
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
@@ -494,15 +495,17 @@ def _tflite_accuracy(path, val_set):
 
 
 def _results(plan, model, facts, val_set):
-    """Convert (unless told not to), write ``labels.txt`` (the class names in label order)
-    and ``report.json``; returns the exit code.
+    """Convert (unless told not to), write ``labels.txt`` (the class names in label order,
+    also embedded in the ``.tflite`` as TFLite metadata) and ``report.json``; returns the
+    exit code.
 
     ``keras_test_accuracy`` and ``tflite_test_accuracy`` are measured on the whole
     validation set (``val_samples``); the parity check's samples (``parity_samples``, at
     most ``--verify-samples``) have their own ``parity_*_accuracy``.
     """
     staging, args = plan.rundir.staging, plan.args
-    report = {"config": plan.config, **facts, "versions": _versions()}
+    report = {"config": plan.config, **facts, "versions": _versions(),
+              "class_names": class_names(plan.data)}
     status = 0
     column = plan.model_args.get("beta_form") == "column"
     if args.no_convert or column:
@@ -515,6 +518,9 @@ def _results(plan, model, facts, val_set):
         if conversion is None:
             return status
         parity = conversion.parity
+        tflite = staging / "model.tflite"
+        atomic_write_bytes(tflite, embed_labels(tflite.read_bytes(), report["class_names"],
+                                                model.name))
         report.update(
             converted=True, conversion=conversion.to_dict(),
             tflite_test_accuracy=_tflite_accuracy(staging / "model.tflite", val_set),
@@ -522,8 +528,7 @@ def _results(plan, model, facts, val_set):
             parity_tflite_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
             parity_ok=parity.ok, op_counts=dict(conversion.op_counts))
     report.update(val_samples=plan.data.val_count,
-                  keras_test_accuracy=_keras_accuracy(model, val_set),
-                  class_names=class_names(plan.data))
+                  keras_test_accuracy=_keras_accuracy(model, val_set))
     atomic_write_text(staging / "labels.txt", labels_text(report["class_names"]))
     write_json(staging / "report.json", report)
     plan.rundir.set_stage("converted")

@@ -24,6 +24,8 @@ from horq_keras.cli import main
 from horq_keras.datasets import ENV_VAR, load_mnist, scale_images
 from horq_keras.exit_status import EPILOG, INTERNAL_ERROR
 from horq_keras.tflite.interpreter import LceInterpreter
+from horq_keras.tflite.graph import operator_names
+from horq_keras.tflite.metadata import embed_labels, read_labels
 from horq_keras.training.data import inspect_data
 from horq_keras.training import memory, registry
 from horq_keras.training.cluster import parse_tf_config, wait_for_cluster
@@ -361,6 +363,7 @@ def test_class_names_are_written_beside_the_tflite_and_in_the_report(converted_r
     digits = [str(digit) for digit in range(10)]
     assert report["class_names"] == digits
     assert (converted_run / "labels.txt").read_text() == "".join(f"{d}\n" for d in digits)
+    assert read_labels((converted_run / "model.tflite").read_bytes()) == (digits, True)
 
 
 def test_class_names_of_an_image_folder_are_its_class_folders(tmp_path):
@@ -511,3 +514,15 @@ def test_waiting_worker_sees_a_peer_that_starts_later():
         done.set()
         peer.join(timeout=30)
     assert not peer.is_alive()
+
+
+@needs_mnist
+def test_embedded_labels_are_replaced_and_leave_the_outputs_alone(converted_run):
+    flatbuffer = (converted_run / "model.tflite").read_bytes()
+    names = [f"class {index}" for index in range(10)]
+    relabelled = embed_labels(flatbuffer, names)
+    assert read_labels(relabelled) == (names, True)
+    assert operator_names(relabelled) == operator_names(flatbuffer)
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(LceInterpreter(relabelled).predict([x])[0],
+                                  LceInterpreter(flatbuffer).predict([x])[0])
