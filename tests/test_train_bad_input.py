@@ -183,28 +183,40 @@ def user_files(folder):
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def write_files(root, files):
+    """Write ``{relative path: text}`` under ``root``; return ``root``."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def assert_refused_keeping(folder, args, out, message, capsys):
+    """``train ARGS --output-dir OUT`` is refused with one line naming ``message``, and
+    nothing under ``folder`` changes."""
+    before = user_files(folder)
+    code, err = run_train(args, out, capsys)
+    assert_one_line(code, err)
+    assert message in err, err
+    assert user_files(folder) == before
+
+
 @needs_mnist
 def test_folder_of_the_user_is_refused_without_overwrite(tmp_path, capsys):
-    out = tmp_path / "mine"
-    out.mkdir()
-    for name in ("report.json", "history.csv", "model.tflite", "float_model.h5"):
-        (out / name).write_text(f"the user's {name}")
-    (out / ".partial").mkdir()
-    (out / ".partial" / "notes.txt").write_text("the user's notes")
-    before = user_files(out)
-    code, err = run_train(["--data-dir", str(REAL_MNIST)], out, capsys)
-    assert_one_line(code, err)
-    assert f"--output-dir: {out} is not empty and is not a horq-keras train run" in err
-    assert user_files(out) == before
+    out = write_files(tmp_path / "mine", {
+        **{name: f"the user's {name}" for name in ("report.json", "history.csv",
+                                                   "model.tflite", "float_model.h5")},
+        ".partial/notes.txt": "the user's notes"})
+    assert_refused_keeping(out, ["--data-dir", str(REAL_MNIST)], out,
+                           f"--output-dir: {out} is not empty and is not a horq-keras train run",
+                           capsys)
 
 
 @needs_mnist
 def test_overwrite_in_a_folder_of_the_user_replaces_only_the_run_files(tmp_path, capsys):
-    out = tmp_path / "mine"
-    (out / ".partial").mkdir(parents=True)
-    (out / ".partial" / "notes.txt").write_text("the user's notes")
-    (out / "model.tflite").write_text("the user's model")
-    (out / "model.h5").write_text("replaced by the run")
+    out = write_files(tmp_path / "mine", {".partial/notes.txt": "the user's notes",
+                                          "model.tflite": "the user's model",
+                                          "model.h5": "replaced by the run"})
     args = ["--data-dir", str(REAL_MNIST), "--epochs", "1", "--limit-train", "32",
             "--limit-test", "32", "--batch-size", "32", "--no-convert", "--overwrite"]
     code, err = run_train(args, out, capsys)
@@ -219,30 +231,23 @@ def test_overwrite_in_a_folder_of_the_user_replaces_only_the_run_files(tmp_path,
 
 def test_empty_output_dir_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, err = run_train([], "", capsys)
-    assert_one_line(code, err)
-    assert "argument --output-dir: must name a folder; got ''" in err
+    assert_refused_keeping(tmp_path, [], "", "argument --output-dir: must name a folder; got ''",
+                           capsys)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_output_dir_inside_the_data_folder_is_refused(folder, capsys):
-    before = user_files(folder)
-    code, err = run_train(["--data", f"folder:{folder}"], folder / "train", capsys)
-    assert_one_line(code, err)
-    assert f"--output-dir: {folder / 'train'} is inside the data folder {folder}" in err
-    assert user_files(folder) == before
+    assert_refused_keeping(folder, ["--data", f"folder:{folder}"], folder / "train",
+                           f"--output-dir: {folder / 'train'} is inside the data folder {folder}",
+                           capsys)
 
 
 @needs_mnist
 def test_staging_folder_not_made_by_a_run_is_refused(tmp_path, capsys):
-    out = tmp_path / "out"
-    (out / ".horq-keras-staging").mkdir(parents=True)
-    (out / ".horq-keras-staging" / "state.json").write_text("{}")
+    out = write_files(tmp_path / "out", {".horq-keras-staging/state.json": "{}"})
     for overwrite in ([], ["--overwrite"]):
-        code, err = run_train(["--data-dir", str(REAL_MNIST), *overwrite], out, capsys)
-        assert_one_line(code, err)
-        assert "was not made by a horq-keras train run in this folder" in err
-    assert user_files(out) == {".horq-keras-staging/state.json": b"{}"}
+        assert_refused_keeping(out, ["--data-dir", str(REAL_MNIST), *overwrite], out,
+                               "was not made by a horq-keras train run in this folder", capsys)
 
 
 class PoisonAtEpoch(tf.keras.callbacks.Callback):
