@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -114,17 +115,17 @@ def _check_builds(plan):
     image size must fit it and, on the CPU, a training step must fit in the memory
     available (:mod:`horq_keras.training.memory`)."""
     try:
-        needed = max((memory.footprint(lambda float_counterpart=float_counterpart: build_model(
-                      plan, float_counterpart=float_counterpart))
-                      for float_counterpart in {False, plan.needs_float_stage}),
-                     key=lambda footprint: footprint.bytes(1))
+        footprints = [memory.footprint(functools.partial(build_model, plan,
+                                                         float_counterpart=float_counterpart))
+                      for float_counterpart in {False, plan.needs_float_stage}]
     except registry.ModelArgError as error:
         raise registry.ModelArgError(f"{error} (--image-size / --data give the input shape "
                                      f"{plan.data.input_shape})") from error
     if not tf.config.list_physical_devices("GPU"):
         workers = plan.distribution.cluster.num_workers if (
             plan.distribution is not None and plan.distribution.cluster) else 1
-        memory.check(needed, -(-plan.recipe.batch_size // workers), memory.available_memory(),
+        memory.check(max(footprints, key=lambda footprint: footprint.bytes(1)),
+                     -(-plan.recipe.batch_size // workers), memory.available_memory(),
                      plan.data.input_shape,
                      "--image-size" if plan.args.image_size is not None else "--model")
 
@@ -164,9 +165,9 @@ def plan_run(args, distribution=None):
         if teacher.output_shape[-1] != data.num_classes:
             raise ValueError(f"--teacher: {teacher_path} has {teacher.output_shape[-1]} "
                              f"outputs; the data has {data.num_classes} classes.")
-    if args.tensorboard is not None and args.tensorboard.exists() \
-            and not args.tensorboard.is_dir():
-        raise ValueError(f"--tensorboard: {args.tensorboard} exists and is not a directory.")
+    tensorboard = args.tensorboard
+    if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
+        raise ValueError(f"--tensorboard: {tensorboard} exists and is not a directory.")
     config = {
         "model": args.model, "model_args": model_args, "data": str(args.data),
         "data_dir": None if args.data_dir is None else str(args.data_dir),
@@ -337,8 +338,9 @@ class FinishStage(tf.keras.callbacks.Callback):
 
 
 def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
-    """A stop at a non-finite loss, history (atomic), the stage's end, backup state (``backup``, default
-    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
+    """A stop at a non-finite loss, history (atomic), the stage's end, backup state
+    (``backup``, default ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch
+    checkpoint, TensorBoard.
 
     The order matters: Keras calls callbacks in list order, so the history row and the
     stage's result are written before the backup of the same epoch (or its removal).
@@ -523,7 +525,7 @@ def _results(plan, model, facts, val_set):
                                                 model.name))
         report.update(
             converted=True, conversion=conversion.to_dict(),
-            tflite_test_accuracy=_tflite_accuracy(staging / "model.tflite", val_set),
+            tflite_test_accuracy=_tflite_accuracy(tflite, val_set),
             parity_samples=parity.samples, parity_keras_accuracy=parity.keras_accuracy,
             parity_tflite_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
             parity_ok=parity.ok, op_counts=dict(conversion.op_counts))

@@ -12,7 +12,7 @@ __all__ = ["class_names", "labels_text"]
 
 
 def class_names(data):
-    """The names of ``data``'s classes (a ``training.data.DataInfo``), index ``i`` for label ``i``."""
+    """The names of the classes of ``data`` (a ``training.data.DataInfo``), in label order."""
     if data.tfds_builder is not None:
         return list(data.tfds_builder.info.features["label"].names)
     names = [str(label) for label in range(data.num_classes)]
