@@ -192,7 +192,9 @@ def summarize(reports, args):
             "tflite_accuracy": [report.get("tflite_test_accuracy") for report in seeds],
             "top1_agreement": [report.get("top1_agreement") for report in seeds],
             "parity_ok": [report.get("parity_ok") for report in seeds],
-            "parity_samples": [report.get("test_samples") for report in seeds],
+            # "test_samples" in the reports of earlier versions of the trainer
+            "parity_samples": [report.get("parity_samples", report.get("test_samples"))
+                               for report in seeds],
             "rounding_floor": [_parity(report).get("rounding_floor") for report in seeds],
             "strict_within": [_parity(report).get("strict_within") for report in seeds],
             "tie_excused": [_parity(report).get("tie_excused") for report in seeds]})

@@ -12,6 +12,7 @@ import os
 import re
 import zipfile
 
+import h5py
 import tensorflow as tf
 
 from horq_keras.tflite.check import is_flatbuffer
@@ -52,6 +53,19 @@ def _reject_tflite(path, argument):
             f"needs the trained Keras model ({_FORMATS}); to check an existing .tflite "
             f"against its Keras model run `horq-keras verify MODEL {path}`."
         )
+
+
+def _reject_weights_only(path, argument):
+    """An HDF5 file without a model configuration holds weights only (``save_weights``)."""
+    if not h5py.is_hdf5(path):
+        return
+    with h5py.File(path, "r") as file:
+        if "model_config" not in file.attrs:
+            raise ValueError(
+                f"`{argument}` ({path!r}) holds weights only, no model (it was written by "
+                f"save_weights); save the whole model with model.save({path!r}), or build "
+                f"the model in Python, load_weights() and pass the model."
+            )
 
 
 def _unimportable_classes(path):
@@ -125,6 +139,7 @@ def load_model(model_or_path, *, custom_objects=None, argument="model"):
         raise FileNotFoundError(f"`{argument}`: no such file or directory {path!r}.")
     if os.path.isfile(path):
         _reject_tflite(path, argument)
+        _reject_weights_only(path, argument)
 
     import tensorflow_model_optimization as tfmot
 

@@ -6,8 +6,17 @@ message naming the option and the allowed values.
 
 import argparse
 import math
+import pathlib
 
-__all__ = ["int_at_least", "non_negative_number", "positive_number"]
+__all__ = ["folder_path", "int_at_least", "non_negative_number", "positive_number"]
+
+
+def folder_path(text):
+    """A path that names a folder: an empty value (the current directory) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder; got {text!r} (the current "
+                                         f"directory)")
+    return pathlib.Path(text)
 
 
 def int_at_least(minimum, maximum=None):

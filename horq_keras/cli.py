@@ -2,7 +2,8 @@
 
 Each module in :data:`COMMAND_MODULES` defines ``register(subparsers)``, which adds its
 subcommand(s) and sets ``func`` (called with the parsed arguments, returning an exit
-code) as a default. These modules import no TensorFlow, larq or LCE: the heavy modules
+code) as a default, and optionally ``on_interrupt`` (what to do after Ctrl-C: see
+:func:`horq_keras.exit_status.call`). These modules import no TensorFlow, larq or LCE: the heavy modules
 load inside ``func``, so ``horq-keras --help`` answers at once.
 
 TensorFlow's C++ log lines (CUDA, TensorRT, CPU features) and its Python warnings are
@@ -16,7 +17,7 @@ import logging
 import os
 import sys
 
-from horq_keras.exit_status import EPILOG
+from horq_keras.exit_status import EPILOG, call
 
 __all__ = ["COMMAND_MODULES", "QUIET_TF_LOG_LEVEL", "build_parser", "main"]
 
@@ -63,7 +64,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if not args.verbose:
         _quiet_tensorflow()
-    return args.func(args)
+    return call(args.command, args.func, args, verbose=args.verbose,
+                on_interrupt=getattr(args, "on_interrupt", ""))
 
 
 if __name__ == "__main__":

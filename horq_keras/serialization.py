@@ -10,7 +10,10 @@ imported then. Instead, as soon as Keras 2 (``tf_keras``) is imported — at onc
 already is — every name of :data:`OBJECTS` is put into Keras' custom objects as a
 stand-in that imports the real class on first use (and the real class replaces it).
 A saved model that uses objects of this package therefore loads after ``import
-horq_keras`` alone, whatever is imported next and in which order.
+horq_keras`` alone, whatever is imported next and in which order. larq's own objects
+(:data:`LARQ_OBJECTS`, which larq registers under their plain names when it is
+imported) get such stand-ins too: a model whose first custom layer is larq's loads the
+same way.
 """
 
 import importlib
@@ -18,7 +21,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-__all__ = ["OBJECTS", "PACKAGE", "install", "register"]
+__all__ = ["LARQ_OBJECTS", "OBJECTS", "PACKAGE", "install", "register"]
 
 #: Keras package name of every registered object.
 PACKAGE = "horq_keras"
@@ -32,6 +35,22 @@ OBJECTS = {
     "horq_keras.groupnet.branches": ("BranchScales",),
     "horq_keras.converters.batchnorm_fold": ("FoldedHORQConv2D",),
     "horq_keras.training.distill": ("DistillationLoss",),
+}
+
+#: Every object larq registers (as plain ``Name``) when it is imported, by its module.
+LARQ_OBJECTS = {
+    "larq.layers": ("QuantConv1D", "QuantConv2D", "QuantConv2DTranspose", "QuantConv3D",
+                    "QuantConv3DTranspose", "QuantDense", "QuantDepthwiseConv2D",
+                    "QuantLocallyConnected1D", "QuantLocallyConnected2D",
+                    "QuantSeparableConv1D", "QuantSeparableConv2D"),
+    "larq.quantizers": ("ApproxSign", "DoReFa", "MagnitudeAwareSign", "NoOp", "SteHeaviside",
+                        "SteSign", "SteTern", "SwishSign", "approx_sign", "dorefa_quantizer",
+                        "magnitude_aware_sign", "ste_heaviside", "ste_sign", "ste_tern",
+                        "swish_sign"),
+    "larq.constraints": ("WeightClip", "weight_clip"),
+    "larq.activations": ("hard_tanh", "leaky_tanh"),
+    "larq.metrics": ("FlipRatio", "flip_ratio"),
+    "larq.optimizers": ("Bop", "CaseOptimizer"),
 }
 
 _KERAS = "tf_keras"
@@ -72,10 +91,11 @@ def _stand_in(module, name):
 
 def _add_stand_ins(keras):
     objects = keras.utils.get_custom_objects()
-    for module, names in OBJECTS.items():
+    for module, names in {**OBJECTS, **LARQ_OBJECTS}.items():
+        keys = ("{}", f"{PACKAGE}>{{}}") if module in OBJECTS else ("{}",)
         for name in names:
-            for key in (f"{PACKAGE}>{name}", name):
-                objects.setdefault(key, _stand_in(module, name))
+            for key in keys:
+                objects.setdefault(key.format(name), _stand_in(module, name))
 
 
 class _AfterKeras(importlib.abc.MetaPathFinder):

@@ -120,6 +120,20 @@ def test_bench_outputs(files, capsys, tmp_path, argv, message):
     assert not os.path.exists(names["o"])
 
 
+def test_weights_only_h5_is_named_as_such(capsys, tmp_path):
+    weights = tmp_path / "weights.h5"
+    tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)]).save_weights(weights)
+    line = _run(capsys, ["convert", str(weights), "-o", str(tmp_path / "m.tflite"), "--quiet"],
+                BAD_INPUT)
+    assert f"`model` ('{weights}') holds weights only, no model" in line
+    assert "GFile" not in line and not (tmp_path / "m.tflite").exists()
+
+
+def test_bench_of_a_directory_says_it_is_one(capsys, tmp_path):
+    line = _run(capsys, ["bench", str(tmp_path)], BAD_INPUT)
+    assert f"must be a .tflite file; '{tmp_path}' is a directory" in line
+
+
 # -- exit codes ------------------------------------------------------------------------
 
 def test_parity_failure_is_1(files, capsys):

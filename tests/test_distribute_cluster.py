@@ -20,6 +20,7 @@ import time
 import pytest
 
 from horq_keras.training.local_cluster import loopback_tf_configs
+from horq_keras.training.rundir import STAGING
 
 REAL_MNIST = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"
 
@@ -184,7 +185,7 @@ def test_sigkill_a_worker_in_epoch_two_then_resume(tmp_path, cluster_factory):
         cluster.processes[0].wait(timeout=60)
     cluster.kill()
     assert cluster.processes[1].returncode == -signal.SIGKILL
-    staging = output_dir / ".partial"  # the chief's unfinished run
+    staging = output_dir / STAGING  # the chief's unfinished run
     assert not (output_dir / "model.h5").exists()  # nothing final written by a broken run
     assert history_epochs(staging) == [0]  # epoch 1 finished and was backed up
     assert any((staging / "backup").rglob("checkpoint"))

@@ -72,7 +72,7 @@ def test_trainer_study_passes_the_budget_to_horq_keras_train(trainer_study, tmp_
 def _report(val_accuracy, seconds, tie_excused=None):
     return {"history": {"val_accuracy": [0.5, val_accuracy]}, "train_seconds": seconds,
             "tflite_test_accuracy": val_accuracy, "top1_agreement": 1.0, "parity_ok": True,
-            "test_samples": 256,
+            "parity_samples": 256,
             "conversion": {"parity": {"rounding_floor": 0.25, "strict_within": 0.9,
                                       "tie_excused": tie_excused}}}
 

@@ -22,7 +22,7 @@ from horq_keras.groupnet import (
 )
 from horq_keras.layers import BitPlaneConv2D, HORQConv2D, HORQDense
 from horq_keras.quantizers import ResidualSign
-from horq_keras.serialization import OBJECTS
+from horq_keras.serialization import LARQ_OBJECTS, OBJECTS
 
 FORMATS = {"h5": ".h5", "savedmodel": "", "keras": ".keras"}
 
@@ -47,8 +47,17 @@ def _every_object():
     return tf.keras.Model(inputs, outputs, name="every_object")
 
 
+def _larq_first():
+    """larq's layers first: nothing of this package is loaded before them."""
+    inputs = tf.keras.Input((8, 8, 2))
+    x = lq.layers.QuantConv2D(4, 3, input_quantizer=ResidualSign(order=2),
+                              kernel_quantizer="ste_sign", kernel_constraint="weight_clip")(inputs)
+    return tf.keras.Model(inputs, tf.keras.layers.Flatten()(x), name="larq_first")
+
+
 def _models():
     return {
+        "larq_first": _larq_first(),
         "every_object": _every_object(),
         "groupnet": groupnet_resnet(stage_blocks=(1,), stage_filters=(8,), num_bases=2,
                                     activation_bits=2, input_shape=(16, 16, 1), num_classes=3),
@@ -105,3 +114,11 @@ def test_both_names_registered():
         for name in names:
             cls = getattr(importlib.import_module(module), name)
             assert objects[f"horq_keras>{name}"] is cls and objects[name] is cls
+
+
+def test_larq_objects_are_the_ones_larq_registers():
+    """Once larq is imported, its own objects replace every stand-in."""
+    objects = tf.keras.utils.get_custom_objects()
+    registered = {name for name, obj in objects.items() if ">" not in name
+                  and getattr(obj, "__module__", "").startswith("larq.")}
+    assert registered == {name for names in LARQ_OBJECTS.values() for name in names}

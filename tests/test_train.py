@@ -15,10 +15,12 @@ from train_data import REAL_MNIST, needs_mnist
 from horq_keras.training import callbacks, train
 from horq_keras.cli import main
 from horq_keras.datasets import load_mnist, scale_images
+from horq_keras.exit_status import INTERRUPTED
+from horq_keras.training.rundir import MARKER, STAGING
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(KeyboardInterrupt):
+    """A simulated Ctrl-C."""
 
 
 class InterruptAtEpoch(tf.keras.callbacks.Callback):
@@ -57,16 +59,15 @@ ARGV = ["train", "--epochs", "2", "--limit-train", "1024", "--limit-test", "256"
 def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = [*ARGV, "--output-dir", str(out)]
-    staging = out / ".partial"
+    staging = out / STAGING
 
     # Run 1 dies during epoch 2 of 2: the backup of epoch 1 survives, no result is written.
     begun = []
     interrupt_at(monkeypatch, 1, begun)
-    with pytest.raises(Interrupted):
-        main(argv)
+    assert main(argv) == INTERRUPTED
     assert begun == [0, 1]
     assert (staging / "backup").is_dir() and (staging / "checkpoint.h5").is_file()
-    assert sorted(p.name for p in out.iterdir()) == [".partial"]  # no result yet
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, STAGING]  # no result yet
     assert history_epochs(staging / "history.csv") == [0]
     assert json.loads((staging / "state.json").read_text())["stage"] == "training"
 
@@ -82,7 +83,8 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     assert history_epochs(out / "history.csv") == [0, 1]
     assert not staging.exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv", "model.h5", "model.tflite", "report.json", "run_config.json"]
+        MARKER, "history.csv", "labels.txt", "model.h5", "model.tflite", "report.json",
+        "run_config.json"]
 
     report = json.loads((out / "report.json").read_text())
     assert report["epochs_run"] == [1] and report["converted"] is True
@@ -94,7 +96,7 @@ def test_train_interrupted_then_resumed(tmp_path, monkeypatch):
     assert all(float(row["seconds"]) > 0 for row in rows)
     assert report["train_seconds"] == pytest.approx(sum(float(row["seconds"]) for row in rows))
     assert report["config"]["model"] == "horq_lenet" and report["config"]["data"] == "mnist"
-    assert report["test_samples"] == 256
+    assert report["val_samples"] == report["parity_samples"] == 256
     assert report["keras_test_accuracy"] > 0.7  # 64 steps: far above chance (0.1)
     assert report["top1_agreement"] >= 0.99 and report["parity_ok"] is True
     assert report["conversion"]["parity"]["inputs"].startswith("given tf.data.Dataset")
@@ -128,11 +130,10 @@ def test_interrupt_after_training_resumes_at_conversion(tmp_path, monkeypatch):
         raise Interrupted("simulated interruption during conversion")
 
     monkeypatch.setattr(train, "convert_and_verify", interrupted)
-    with pytest.raises(Interrupted):
-        main(argv)
-    state = json.loads((out / ".partial" / "state.json").read_text())
-    assert state["stage"] == "trained" and (out / ".partial" / "model.h5").is_file()
-    trained = (out / ".partial" / "model.h5").read_bytes()
+    assert main(argv) == INTERRUPTED
+    state = json.loads((out / STAGING / "state.json").read_text())
+    assert state["stage"] == "trained" and (out / STAGING / "model.h5").is_file()
+    trained = (out / STAGING / "model.h5").read_bytes()
 
     monkeypatch.setattr(train, "convert_and_verify", convert_and_verify)
     begun = []
@@ -151,18 +152,18 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, mon
            "run_config.json": b"{}", "history.csv": b"epoch\n0\n"}
     for name, content in old.items():
         (out / name).write_bytes(content)
+    (out / MARKER).write_text(json.dumps({"tool": "horq-keras train", "results": [*old]}))
     argv = [*ARGV, "--epochs", "1", "--output-dir", str(out), "--beta-form", "column",
             "--order", "1"]
 
     assert main(argv) == 2  # a finished run is kept unless --overwrite is given
     assert main([*argv, "--overwrite", "--data-dir", str(tmp_path / "typo")]) == 2
     assert {name: (out / name).read_bytes() for name in old} == old
-    assert not (out / ".partial").exists()
+    assert not (out / STAGING).exists()
 
     begun = []
     interrupt_at(monkeypatch, 0, begun)  # the new run dies: the old one is intact
-    with pytest.raises(Interrupted):
-        main([*argv, "--overwrite"])
+    assert main([*argv, "--overwrite"]) == INTERRUPTED
     assert {name: (out / name).read_bytes() for name in old} == old
 
     interrupt_at(monkeypatch, 99, begun)

@@ -72,7 +72,8 @@ class Settings:
 def _model_file(path, argument):
     """Bytes-derived facts of a model file; ValueError naming ``argument`` if unusable."""
     if not os.path.isfile(path):
-        raise ValueError(f"`{argument}` must be a .tflite file; {path!r} does not exist.")
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise ValueError(f"`{argument}` must be a .tflite file; {path!r} {what}.")
     with open(path, "rb") as file:
         flatbuffer = file.read()
     try:

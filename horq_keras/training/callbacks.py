@@ -1,5 +1,6 @@
-"""The Keras callbacks of a ``horq-keras train`` stage: per-epoch atomic checkpoint,
-``history.csv`` over every resume, the stage's end before its backup is removed.
+"""The Keras callbacks of a ``horq-keras train`` stage: a stop at a non-finite loss,
+per-epoch atomic checkpoint, ``history.csv`` over every resume, the stage's end before
+its backup is removed.
 
 :func:`make_callbacks` puts them in the order that keeps the history, the stage's
 result and ``BackupAndRestore``'s backup consistent whenever the run is interrupted.
@@ -7,6 +8,7 @@ result and ``BackupAndRestore``'s backup consistent whenever the run is interrup
 
 import csv
 import io
+import math
 import time
 import warnings
 
@@ -15,8 +17,8 @@ import tensorflow as tf
 
 from horq_keras.files import atomic_write_bytes, atomic_write_text
 
-__all__ = ["EpochCheckpoint", "FinishStage", "HistoryCSV", "make_callbacks",
-           "save_model_atomic"]
+__all__ = ["EpochCheckpoint", "FinishStage", "HistoryCSV", "NonFiniteLoss",
+           "StopOnNonFiniteLoss", "make_callbacks", "save_model_atomic"]
 
 
 def save_model_atomic(model, path):
@@ -31,6 +33,34 @@ def save_model_atomic(model, path):
                                 UserWarning)
         model.save(h5_file)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+class NonFiniteLoss(ValueError):
+    """The training loss became NaN or infinite (exit code 2)."""
+
+
+class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
+    """Raise :class:`NonFiniteLoss` at the first batch whose loss is not finite.
+
+    First in the callbacks: ``fit`` stops before the epoch's checkpoint, history row and
+    backup are written, so they keep the last good epoch.
+    """
+
+    def __init__(self, checkpoint):
+        super().__init__()
+        self.checkpoint, self.epoch = checkpoint, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            kept = (f"the model of the last good epoch is kept in {self.checkpoint}"
+                    if self.checkpoint.is_file() else "no epoch had finished")
+            raise NonFiniteLoss(f"training stopped: the loss became {loss} in epoch "
+                                f"{self.epoch + 1}, batch {batch + 1}; {kept}. Try a lower "
+                                f"--learning-rate, or check the data.")
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -108,14 +138,15 @@ class FinishStage(tf.keras.callbacks.Callback):
 
 
 def make_callbacks(stage_dir, model, tensorboard=None, finish=None, backup=None):
-    """History (atomic), the stage's end, backup state (``backup``, default
-    ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch checkpoint, TensorBoard.
+    """A stop at a non-finite loss, history (atomic), the stage's end, backup state
+    (``backup``, default ``BackupAndRestore`` in ``stage_dir/backup``), per-epoch
+    checkpoint, TensorBoard.
 
     The order matters: Keras calls callbacks in list order, so the history row and the
     stage's result are written before the backup of the same epoch (or its removal).
     """
     history = HistoryCSV(stage_dir / "history.csv")
-    callbacks = [history]
+    callbacks = [StopOnNonFiniteLoss(stage_dir / "checkpoint.h5"), history]
     if finish is not None:
         callbacks.append(FinishStage(finish, history))
     callbacks += [

@@ -8,7 +8,7 @@ import argparse
 import pathlib
 
 from horq_keras._checks import BETA_FORMS
-from horq_keras.argtypes import int_at_least
+from horq_keras.argtypes import folder_path, int_at_least
 from horq_keras.converters.cli import add_tolerance_options
 from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
@@ -66,7 +66,7 @@ def register(subparsers):
     parser.add_argument("--recipe", choices=list(RECIPES), default="lenet-mnist",
                         help="training preset; each of its values can be overridden below "
                              "(default: %(default)s)")
-    parser.add_argument("--output-dir", type=pathlib.Path,
+    parser.add_argument("--output-dir", type=folder_path,
                         default=pathlib.Path("runs/mnist_horq"),
                         help="where model.h5, model.tflite and report.json go (default: %(default)s)")
     parser.add_argument("--seed", type=int_at_least(0, 2**32 - 1), default=0,
@@ -87,4 +87,4 @@ def register(subparsers):
                              "the new run is complete)")
     add_override_options(parser)
     add_scale_out_arguments(parser)
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, on_interrupt="run the same command to resume")

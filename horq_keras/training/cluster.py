@@ -12,6 +12,11 @@ strategy choice, replicas, global batch and learning-rate scaling.
   al. 2017, "Accurate, large minibatch SGD: training ImageNet in 1 hour", §2.1), by its
   square root (``sqrt``) or not at all (``none``) (:func:`scale_learning_rate`).
 
+- Before a multi-worker strategy starts (TensorFlow then waits for every worker without
+  a limit, deaf to SIGINT and SIGTERM), :func:`wait_for_cluster` holds this task's port
+  (a port in use is an error) and waits, in Python, until every other task answers on
+  its port, at most ``--cluster-timeout`` seconds; a task that does not is named.
+
 Every error is a :class:`DistributeError` with a one-line message (exit code 2 on the
 command line). :mod:`horq_keras.training.distribute` starts the strategy itself.
 """
@@ -19,10 +24,13 @@ command line). :mod:`horq_keras.training.distribute` starts the strategy itself.
 import dataclasses
 import json
 import math
+import socket
+import time
 
-from horq_keras.argtypes import int_at_least
+from horq_keras.argtypes import int_at_least, positive_number
 
 __all__ = [
+    "CLUSTER_TIMEOUT",
     "LR_SCALING",
     "STRATEGIES",
     "Cluster",
@@ -33,7 +41,11 @@ __all__ = [
     "resolve_strategy",
     "scale_learning_rate",
     "split_batch",
+    "wait_for_cluster",
 ]
+
+#: Seconds a multi-worker task waits for the other tasks of its cluster, by default.
+CLUSTER_TIMEOUT = 600.0
 
 #: ``--strategy`` values.
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
@@ -76,6 +88,58 @@ class Cluster:
     @property
     def is_chief(self):
         return self.rank == 0
+
+    def task_names(self):
+        """``"chief 0"``, ``"worker 0"``, ... in the order of :attr:`addresses`."""
+        return ["chief 0"] * self.has_chief + [
+            f"worker {index}" for index in range(self.num_workers - self.has_chief)]
+
+
+def _split_address(address):
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _answers(address):
+    try:
+        with socket.create_connection(_split_address(address), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_cluster(tasks, timeout, poll=0.5):
+    """Wait until every other task of ``tasks`` (a :class:`Cluster`) accepts a TCP
+    connection on its port, holding this task's port meanwhile so the others see it.
+
+    Raises :class:`DistributeError` when this task's port is in use, or naming the
+    tasks that did not answer within ``timeout`` seconds. Sleeps in Python between
+    tries, so SIGINT and SIGTERM end the wait.
+    """
+    own = tasks.addresses[tasks.rank]
+    names = tasks.task_names()
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            held.bind(("", _split_address(own)[1]))
+        except OSError as error:
+            raise _config_error(f"this task's address {own} ({names[tasks.rank]}) is in use "
+                                f"({error.strerror}); free the port or choose another") from None
+        held.listen()
+        waiting = {name: address for name, address in zip(names, tasks.addresses)
+                   if address != own}
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = {name: address for name, address in waiting.items()
+                       if not _answers(address)}
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                missing = ", ".join(f"{name} ({address})" for name, address in waiting.items())
+                raise DistributeError(f"--cluster-timeout: {missing} of TF_CONFIG did not start "
+                                      f"within {timeout:g} s; start it, or wait longer with "
+                                      f"--cluster-timeout")
+            time.sleep(poll)
 
 
 def _config_error(message):
@@ -211,6 +275,10 @@ def add_arguments(parser):
                        help="back up the training state every STEPS batches, so that a "
                             "restarted run resumes mid-epoch (default: at the end of every "
                             "epoch)")
+    group.add_argument("--cluster-timeout", type=positive_number, default=CLUSTER_TIMEOUT,
+                       metavar="SECONDS",
+                       help="multi-worker: how long to wait for every worker of TF_CONFIG to "
+                            "start before giving up (default: %(default)g)")
     group.add_argument("--mixed-precision", action="store_true",
                        help="train in Keras' mixed_float16 (for GPUs); the saved model and "
                             "the .tflite are float32")

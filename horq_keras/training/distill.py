@@ -19,7 +19,12 @@ _EPSILON = 1e-7
 
 
 def distillation_model(student, teacher):
-    """``x -> concat[student(x), teacher(x)]`` with the teacher frozen."""
+    """``x -> concat[student(x), teacher(x)]`` with the teacher frozen.
+
+    The teacher enters as ``"teacher"`` (a model of its layers under that name), so a
+    teacher of the student's own architecture (and name) does not clash with it.
+    """
+    teacher = tf.keras.Model(teacher.inputs, teacher.outputs, name="teacher")
     teacher.trainable = False
     inputs = tf.keras.Input(student.input_shape[1:], name="image")
     outputs = tf.keras.layers.Concatenate(name="student_teacher")(

@@ -105,7 +105,8 @@ class Distribution:
 
     @classmethod
     def create(cls, *, strategy="auto", batch_size, learning_rate, global_batch_size=None,
-               lr_scaling="linear", mixed_precision=False, tf_config=None):
+               lr_scaling="linear", mixed_precision=False, tf_config=None,
+               cluster_timeout=cluster.CLUSTER_TIMEOUT):
         """Check everything, then create the strategy (which waits for a cluster's peers).
 
         Args:
@@ -117,6 +118,8 @@ class Distribution:
             mixed_precision: train in ``mixed_float16``
                 (:mod:`horq_keras.training.mixed_precision`).
             tf_config: the ``TF_CONFIG`` text (default: the environment variable).
+            cluster_timeout: seconds to wait for the other tasks of a multi-worker
+                cluster (:func:`~horq_keras.training.cluster.wait_for_cluster`).
         """
         tasks = cluster.parse_tf_config(os.environ.get("TF_CONFIG") if tf_config is None
                                         else tf_config)
@@ -129,6 +132,8 @@ class Distribution:
         per_replica, global_batch = cluster.split_batch(batch_size, replicas, global_batch_size)
         scaled = cluster.scale_learning_rate(learning_rate, lr_scaling, global_batch, batch_size)
         set_mixed_precision(mixed_precision)
+        if kind == "multi-worker":
+            cluster.wait_for_cluster(tasks, cluster_timeout)
         made = _make_strategy(kind)
         if made.num_replicas_in_sync != replicas:
             raise cluster.DistributeError(f"{kind} strategy started with "
@@ -146,7 +151,8 @@ class Distribution:
         distribution = cls.create(
             strategy=args.strategy, batch_size=recipe.batch_size,
             learning_rate=recipe.learning_rate, global_batch_size=args.global_batch_size,
-            lr_scaling=recipe.lr_scaling, mixed_precision=args.mixed_precision)
+            lr_scaling=recipe.lr_scaling, mixed_precision=args.mixed_precision,
+            cluster_timeout=args.cluster_timeout)
         distribution.backup_every = args.backup_every
         return distribution
 

@@ -131,7 +131,8 @@ def _parse_value(key, text, default):
 
 
 def parse_model_args(name, pairs):
-    """``["key=value", ...]`` -> ``{key: typed value}`` for model ``name``."""
+    """``["key=value", ...]`` -> ``{key: typed value}`` for model ``name``; a key given
+    twice must have the same value."""
     arguments = entry(name).arguments()
     parsed = {}
     for pair in pairs:
@@ -144,7 +145,11 @@ def parse_model_args(name, pairs):
         if key not in arguments:
             raise ModelArgError(f"--model-arg {key}: {name} takes no argument {key!r}; "
                                 f"it takes {', '.join(sorted(arguments))}.")
-        parsed[key] = _parse_value(key, text, arguments[key])
+        value = _parse_value(key, text, arguments[key])
+        if key in parsed and parsed[key] != value:
+            raise ModelArgError(f"--model-arg {key}: given twice with different values, "
+                                f"{parsed[key]!r} and {value!r}; give one.")
+        parsed[key] = value
     return parsed
 
 

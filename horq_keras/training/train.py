@@ -16,16 +16,19 @@ The run, in the order of the functions below:
    rates and each source's auto-shard policy.
 3. :func:`fit_stage` — ``Model.fit`` with a progress bar, ``BackupAndRestore``, an
    atomic per-epoch ``checkpoint.h5``, ``history.csv`` rewritten atomically, optional
-   TensorBoard logs. Recipes with ``init=float`` or ``teacher=float`` first train the
-   float counterpart the same way (``float/`` of the staging folder, published as
-   ``float_model.h5``).
+   TensorBoard logs; a loss that becomes NaN or infinite stops the run (exit code 2)
+   before its epoch is saved, so the checkpoint and the backup keep the last good one.
+   Recipes with ``init=float`` or ``teacher=float`` first train the float counterpart
+   the same way (``float/`` of the staging folder, published as ``float_model.h5``).
 4. :func:`convert_and_verify` — ``horq_keras.converters.convert`` with the validation
    data as ``verify_data``: the report is the converter's report (ops, MACs, size,
-   Keras and TFLite accuracy, top-1 agreement, the data used).
+   top-1 agreement and accuracy on the parity samples, the data used), with the Keras
+   and TFLite accuracy on the whole validation set.
 
-Files (see :mod:`horq_keras.training.rundir`): the run works in ``OUTPUT/.partial/`` and
-moves ``model.h5``, ``model.tflite``, ``report.json``, ``history.csv``,
-``run_config.json`` (and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
+Files (see :mod:`horq_keras.training.rundir`): the run marks ``OUTPUT/`` as its own
+(``.horq-keras-run``), works in ``OUTPUT/.horq-keras-staging/`` and moves ``model.h5``,
+``model.tflite``, ``labels.txt``, ``report.json``, ``history.csv``, ``run_config.json``
+(and ``float_model.h5``) into ``OUTPUT/`` by rename when complete.
 
 Exit codes: those of every command (:mod:`horq_keras.exit_status`).
 """
@@ -33,6 +36,7 @@ Exit codes: those of every command (:mod:`horq_keras.exit_status`).
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -43,11 +47,14 @@ import numpy as np
 import tensorflow as tf
 
 from horq_keras.converters import convert
-from horq_keras.exit_status import CONVERSION_FAILED, OK, PARITY_FAILED, fail
 from horq_keras.converters.loading import load_model
-from horq_keras.training import registry
-from horq_keras.training.callbacks import make_callbacks, save_model_atomic
 from horq_keras.datasets.pipelines import DataError, inspect_data, make_datasets
+from horq_keras.exit_status import CONVERSION_FAILED, OK, PARITY_FAILED, fail
+from horq_keras.files import atomic_write_bytes, atomic_write_text
+from horq_keras.tflite.interpreter import LceInterpreter
+from horq_keras.tflite.metadata import embed_labels, labels_text
+from horq_keras.training import memory, registry
+from horq_keras.training.callbacks import NonFiniteLoss, make_callbacks, save_model_atomic
 from horq_keras.training.distill import DistillationLoss, StudentAccuracy, distillation_model
 from horq_keras.training.distribute import Distribution, weights_fingerprint
 from horq_keras.training.mixed_precision import float32_copy, set_mixed_precision
@@ -85,20 +92,39 @@ def _model_args(args):
             if key not in registry.entry(args.model).arguments():
                 raise registry.ModelArgError(f"--{key.replace('_', '-')}: {args.model} has no "
                                              f"{key} argument.")
+            if model_args.get(key, value) != value:
+                raise registry.ModelArgError(
+                    f"--{key.replace('_', '-')} {value} conflicts with --model-arg "
+                    f"{key}={model_args[key]}; give one.")
             model_args[key] = value
     return model_args
 
 
 def _check_builds(plan):
-    """Build the model (and its float counterpart) once: the image size must fit it."""
+    """Build the model (and its float counterpart) in a graph, allocating nothing: the
+    image size must fit it and, on the CPU, a training step must fit in the memory
+    available (:mod:`horq_keras.training.memory`)."""
     try:
-        for float_counterpart in {False, plan.needs_float_stage}:
-            build_model(plan, float_counterpart=float_counterpart)
+        footprints = [memory.footprint(functools.partial(build_model, plan,
+                                                         float_counterpart=float_counterpart))
+                      for float_counterpart in {False, plan.needs_float_stage}]
     except registry.ModelArgError as error:
         raise registry.ModelArgError(f"{error} (--image-size / --data give the input shape "
                                      f"{plan.data.input_shape})") from error
-    finally:
-        tf.keras.backend.clear_session()
+    if not tf.config.list_physical_devices("GPU"):
+        workers = plan.distribution.cluster.num_workers if (
+            plan.distribution is not None and plan.distribution.cluster) else 1
+        memory.check(max(footprints, key=lambda footprint: footprint.bytes(1)),
+                     -(-plan.recipe.batch_size // workers), memory.available_memory(),
+                     plan.data.input_shape,
+                     "--image-size" if plan.args.image_size is not None else "--model")
+
+
+def _data_folder(args):
+    """``(folder, option)`` of the data read from a folder, or None."""
+    if args.data.kind in ("idx", "folder"):
+        return args.data.location, f"--data {args.data}"
+    return None if args.data_dir is None else (args.data_dir, "--data-dir")
 
 
 def plan_run(args, distribution=None):
@@ -112,6 +138,10 @@ def plan_run(args, distribution=None):
     if distribution is not None:
         recipe = distribution.scale(recipe)
     model_args = _model_args(args)
+    rundir = RunDir(args.output_dir)
+    data_folder = _data_folder(args)
+    if data_folder is not None:
+        rundir.refuse_inside(*data_folder)
     data = inspect_data(args.data, data_dir=args.data_dir, image_size=args.image_size,
                         limit_train=args.limit_train, limit_val=args.limit_test,
                         seed=args.seed, channels=args.channels,
@@ -123,6 +153,12 @@ def plan_run(args, distribution=None):
         if tuple(teacher.input_shape[1:]) != tuple(data.input_shape):
             raise ValueError(f"--teacher: {teacher_path} takes inputs of shape "
                              f"{teacher.input_shape[1:]}, the data {data.input_shape}.")
+        if teacher.output_shape[-1] != data.num_classes:
+            raise ValueError(f"--teacher: {teacher_path} has {teacher.output_shape[-1]} "
+                             f"outputs; the data has {data.num_classes} classes.")
+    tensorboard = args.tensorboard
+    if tensorboard is not None and tensorboard.exists() and not tensorboard.is_dir():
+        raise ValueError(f"--tensorboard: {tensorboard} exists and is not a directory.")
     config = {
         "model": args.model, "model_args": model_args, "data": str(args.data),
         "data_dir": None if args.data_dir is None else str(args.data_dir),
@@ -134,7 +170,7 @@ def plan_run(args, distribution=None):
     if distribution is not None:
         config["distribution"] = distribution.to_config()
     config = json.loads(json.dumps(config))  # tuples as lists, as saved
-    plan = RunPlan(args, recipe, model_args, data, RunDir(args.output_dir), config, False,
+    plan = RunPlan(args, recipe, model_args, data, rundir, config, False,
                    teacher_path, distribution)
     plan.resuming = plan.rundir.check(config, args.overwrite)
     _check_builds(plan)
@@ -302,28 +338,53 @@ def _keras_accuracy(model, val_set):
     return float(model.evaluate(val_set, verbose=0, return_dict=True)["accuracy"])
 
 
+def _tflite_accuracy(path, val_set):
+    """Top-1 accuracy of the ``.tflite`` at ``path`` on every batch of ``val_set``."""
+    interpreter = LceInterpreter(path.read_bytes())
+    correct = total = 0
+    for images, labels in val_set:
+        probabilities = interpreter.predict([images.numpy()])[0]
+        correct += int(np.sum(probabilities.argmax(-1) == labels.numpy()))
+        total += len(labels)
+    return correct / total
+
+
 def _results(plan, model, facts, val_set):
-    """Convert (unless told not to), write ``report.json``; returns the exit code."""
+    """Convert (unless told not to), write ``labels.txt`` (the class names in label order,
+    also embedded in the ``.tflite`` as TFLite metadata) and ``report.json``; returns the
+    exit code.
+
+    ``keras_test_accuracy`` and ``tflite_test_accuracy`` are measured on the whole
+    validation set (``val_samples``); the parity check's samples (``parity_samples``, at
+    most ``--verify-samples``) have their own ``parity_*_accuracy``.
+    """
     staging, args = plan.rundir.staging, plan.args
-    report = {"config": plan.config, **facts, "skipped_images": plan.data.skipped,
-              "versions": _versions()}
+    report = {"config": plan.config, **facts, "versions": _versions(),
+              "class_names": plan.data.class_names, "skipped_images": plan.data.skipped}
     status = 0
     column = plan.model_args.get("beta_form") == "column"
     if args.no_convert or column:
         if column:
             print("Skipping conversion: beta_form='column' (per-im2col-column beta) has no "
                   "LCE lowering; train with --beta-form pixel or sample to deploy.")
-        report.update(converted=False, keras_test_accuracy=_keras_accuracy(model, val_set))
+        report["converted"] = False
     else:
         conversion, status = convert_and_verify(plan, model, val_set)
         if conversion is None:
             return status
         parity = conversion.parity
+        tflite = staging / "model.tflite"
+        atomic_write_bytes(tflite, embed_labels(tflite.read_bytes(), report["class_names"],
+                                                model.name))
         report.update(
-            converted=True, conversion=conversion.to_dict(), test_samples=parity.samples,
-            keras_test_accuracy=parity.keras_accuracy,
-            tflite_test_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
+            converted=True, conversion=conversion.to_dict(),
+            tflite_test_accuracy=_tflite_accuracy(tflite, val_set),
+            parity_samples=parity.samples, parity_keras_accuracy=parity.keras_accuracy,
+            parity_tflite_accuracy=parity.tflite_accuracy, top1_agreement=parity.top1_agreement,
             parity_ok=parity.ok, op_counts=dict(conversion.op_counts))
+    report.update(val_samples=plan.data.val_count,
+                  keras_test_accuracy=_keras_accuracy(model, val_set))
+    atomic_write_text(staging / "labels.txt", labels_text(report["class_names"]))
     write_json(staging / "report.json", report)
     plan.rundir.set_stage("converted")
     return status
@@ -382,20 +443,27 @@ def run(args):
                             distribution)
         except (ValueError, RunDirError, DataError, OSError) as error:
             return fail("train", error)
-        return _execute(plan, distribution)
+        try:
+            return _execute(plan, distribution)
+        except NonFiniteLoss as error:
+            return fail("train", error)
 
 
 def _print_results(report):
     rows = [
+        ("validation images", "val_samples", ""),
         ("Keras test accuracy", "keras_test_accuracy", ".4f"),
         ("TFLite test accuracy", "tflite_test_accuracy", ".4f"),
+        ("parity samples", "parity_samples", ""),
+        ("Keras parity-sample accuracy", "parity_keras_accuracy", ".4f"),
+        ("TFLite parity-sample accuracy", "parity_tflite_accuracy", ".4f"),
         ("top-1 agreement", "top1_agreement", ".4f"),
         ("training wall time (s)", "train_seconds", ".1f"),
         ("TFLite ops", "op_counts", ""),
     ]
     for name, key, spec in rows:
         if report.get(key) is not None:
-            print(f"{name:>24}: {report[key]:{spec}}")
+            print(f"{name:>29}: {report[key]:{spec}}")
 
 
 def _versions():
