@@ -16,12 +16,13 @@ Set-up (once, root): ``scripts/setup_arm_emulation.sh`` (``make arm-setup``). Me
   of a one-element ADD model, reported).
 - ``LceBconv2d``, ``LceQuantize``, ``LceDequantize`` cannot run: LCE has no aarch64
   runtime here. They are **estimated** with this project's NEON kernel
-  (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, im2col of the packed words,
-  ``veorq``/``vcntq_u8``/``vpadalq_u8`` binary GEMM blocked 2 pixels x 4 filters, the
-  fused multiplier/bias, optional bitpacked output), cross-compiled and run on the same
-  shapes under the same emulator, its output checked against a NumPy reference on every
-  shape. It is a stand-in for LCE's hand-written assembly kernels, which are at least as
-  fast: the binary counts are upper bounds.
+  (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, filters packed 8 output channels
+  together, an indirect binary GEMM (pointers to the input rows of each receptive field,
+  no im2col) blocked 2 pixels x 8 channels, ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
+  multiplier/bias and the optional bitpacking fused in the store), cross-compiled and run
+  on the same shapes under the same emulator, its output checked against a NumPy
+  reference on every shape. It is a stand-in for LCE's hand-written assembly kernels;
+  each binary layer's count is set beside an ideal kernel's (see :func:`layer_rows`).
 
 Counts are deterministic (same commit, same counts). They are instruction counts, not
 time: TCG has no pipeline, cache or memory model. Milliseconds in the report are
@@ -335,9 +336,9 @@ def render_markdown(args, results, overhead, wall, load_sentence, calibrated):
         f"operator at a time, N = {args.repeats} counted invocation(s) after a warm-up; "
         f"interpreter overhead per invocation ({overhead:,} instructions) subtracted. "
         "**LCE operators (`LceBconv2d`, `LceQuantize`, `LceDequantize`) are estimated with "
-        "this project's NEON kernel (im2col + `vcntq_u8` binary GEMM), a stand-in for LCE's "
-        "assembly kernels, which are at least as fast: the binary counts are upper "
-        "bounds.** Counts are exact and deterministic; they ignore memory stalls. "
+        "this project's NEON kernel (indirect `vcntq_u8` binary GEMM, 8 output channels at a "
+        "time), a stand-in for LCE's assembly kernels; *Per layer* sets each layer beside "
+        "an ideal kernel.** Counts are exact and deterministic; they ignore memory stalls. "
         f"Milliseconds are **estimates** for a Raspberry Pi 4B (Cortex-A72, 1 thread): "
         f"counts / {rate / 1e9:.2f} G instructions/s (see *Calibration*). "
         + load_sentence + "\n")]
