@@ -215,7 +215,7 @@ def neon_dequantize(height, width, channels, *, repeats, workdir, rng, timeout=6
 
 def neon_bconv(height, width, channels, filters, kernel, strides, same, packed_output, *,
                repeats, workdir, rng, timeout=1800):
-    """Instructions of one binary convolution (im2col + NEON BGEMM); checked against NumPy.
+    """Instructions of one binary convolution (indirect NEON BGEMM); checked against NumPy.
 
     ``kernel`` and ``strides`` are (height, width) pairs; ``same`` pads with +1.
     """
