@@ -345,7 +345,8 @@ def layer_row(macs, binary, floating):
 
 
 def layer_rows(flatbuffers, counts):
-    """``{shape label: layer_row}`` of every distinct binary layer shape of a network.
+    """``{shape label: layer_row}`` of every distinct binary layer shape (and output kind:
+    float or bitpacked) of a network.
 
     ``flatbuffers``: ``{model label: flatbuffer}``; the float convolutions come from the
     model labelled "float". Layers whose binary count failed are left out.
@@ -356,11 +357,13 @@ def layer_rows(flatbuffers, counts):
         for op in graph.operators:
             count = counts[signature(op, graph)]
             if op.name == "LceBconv2d" and count is not None:
-                binary.setdefault(layer_shape(op), (operator_macs(op)[1], count))
+                packed = op.outputs[0].dtype == "int32"
+                binary.setdefault((layer_shape(op), packed), (operator_macs(op)[1], count))
             elif kind == "float" and op.name == "CONV_2D":
                 floating.setdefault(layer_shape(op), count)
-    return {shape_label(shape): layer_row(macs, count, floating.get(shape))
-            for shape, (macs, count) in binary.items()}
+    return {shape_label(shape) + (", bitpacked output" if packed else ""):
+            layer_row(macs, count, floating.get(shape))
+            for (shape, packed), (macs, count) in binary.items()}
 
 
 def _layer_table(rows):
