@@ -105,9 +105,11 @@ static void dequantize(const uint64_t *in, int pixels, int c, float *out)
  * a step joins the last word of one position to the first of the next, and a final odd
  * word is paired with the zero row.
  * The inner loop computes 2 output pixels x 8 output channels: 16 uint16x8 accumulators,
- * 2 input registers and the filter registers fit the 32 NEON registers. Per step and pixel
- * pair: 8 filter loads, then per filter and pixel veorq, vcntq_u8 and vpadalq_u8 (byte
- * counts widened to 16 bits as they are added, nothing wider until the store).
+ * 2 input registers, 8 filter registers and the temporaries share the 32 NEON registers
+ * (gcc -O2 spills one accumulator: 3 of the about 62 instructions of a step). Per step
+ * and pixel pair: 8 filter loads, then per filter and pixel veorq, vcntq_u8 and
+ * vpadalq_u8 (byte counts widened to 16 bits as they are added, nothing wider until the
+ * store).
  * The store reduces each pixel's 8 accumulators with a vpaddq tree to 8 channel counts,
  * widens them once, and applies out = a * popcount + b in one multiply-add per 4 channels
  * (a = -2 multiplier, b = multiplier K + bias, folded at prepare time), storing floats or,
