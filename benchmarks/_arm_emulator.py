@@ -221,7 +221,11 @@ def neon_bconv(height, width, channels, filters, kernel, strides, same, packed_o
     """
     x = np.where(rng.random((height, width, channels)) < 0.5, -1.0, 1.0).astype(np.float32)
     w = np.where(rng.random((filters, *kernel, channels)) < 0.5, -1.0, 1.0).astype(np.float32)
-    multiplier = rng.uniform(0.5, 1.5, filters).astype(np.float32)
+    # Multipliers of both signs and a zero one (a folded batch norm's scale may be either):
+    # each takes its own branch of the bitpacked output's thresholds.
+    signs = rng.choice([-1.0, 1.0], filters)
+    multiplier = (rng.uniform(0.5, 1.5, filters) * signs).astype(np.float32)
+    multiplier[0] = 0.0
     bias = rng.normal(0.0, 1.0, filters).astype(np.float32)
     dims = [height, width, channels, filters, *kernel, *strides, int(same), int(packed_output)]
     count, out = _neon("bconv", [pack_bits(x), pack_bits(w), multiplier, bias], dims, repeats,

@@ -22,6 +22,7 @@
  * marker system calls (tags 1 and 2) that benchmarks/arm/marker_plugin.c counts.
  */
 #include <arm_neon.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +112,9 @@ static void dequantize(const uint64_t *in, int pixels, int c, float *out)
  * vpadalq_u8 (byte counts widened to 16 bits as they are added, nothing wider until the
  * store).
  * The store reduces each pixel's 8 accumulators with a vpaddq tree to 8 channel counts,
- * widens them once, and applies out = a * popcount + b in one multiply-add per 4 channels
- * (a = -2 multiplier, b = multiplier K + bias, folded at prepare time), storing floats or,
- * for a bitpacked output, one byte of signs per 8 channels.
+ * then either widens them once and applies out = a * popcount + b in one multiply-add
+ * per 4 channels, or, for a bitpacked output, compares the 16-bit counts with per-channel
+ * thresholds and stores one byte of signs per 8 channels (struct transform).
  */
 struct step { int32_t lo_pos, lo_off, hi_pos, hi_off; };
 
@@ -231,21 +232,62 @@ static inline uint16x8_t channel_counts(const uint16x8_t *acc)
     return vpaddq_u16(vpaddq_u16(a, b), vpaddq_u16(c, d));
 }
 
-/* Stores a * count + b for the 8 channels of group g of one pixel (floats or sign bits). */
-static inline void store_group(const struct conv *s, uint16x8_t counts, const float *a,
-                               const float *b, int g, float *out, uint8_t *packed)
+/*
+ * The output transform, folded once from the multiplier m and bias of each channel.
+ * Floats: out = a * popcount + b (a = -2 m, b = m K + bias). Bitpacked output: the sign
+ * bit of out is (popcount >= threshold) XOR flip, an integer comparison (no floats).
+ */
+struct transform { float *a, *b; uint16_t *threshold, *flip; };
+
+/* Threshold and flip of one channel: out = m (K - 2 pc) + bias < 0 for an integer pc. */
+static void sign_threshold(double m, double bias, double k, uint16_t *threshold,
+                           uint16_t *flip)
 {
+    if (m == 0.0) { /* out = bias: the same sign for every pc */
+        *threshold = 0;
+        *flip = bias < 0.0 ? 0 : 0xFFFF;
+        return;
+    }
+    double x = (k + bias / m) / 2; /* out < 0 <=> pc > x (m > 0), pc < x (m < 0) */
+    double t = m > 0.0 ? floor(x) + 1 : ceil(x);
+    *threshold = (uint16_t)(t < 0 ? 0 : t > 65535 ? 65535 : t);
+    *flip = m > 0.0 ? 0 : 0xFFFF;
+}
+
+/* Channels past o never set a bit (their threshold exceeds every count). */
+static struct transform fold_transform(const struct conv *s, const float *mult,
+                                       const float *bias)
+{
+    size_t n = 8 * (size_t)s->groups;
+    struct transform tr = {xmalloc(sizeof(float) * n), xmalloc(sizeof(float) * n),
+                           xmalloc(sizeof(uint16_t) * n), xmalloc(sizeof(uint16_t) * n)};
+    for (size_t o = 0; o < n; o++) tr.threshold[o] = 0xFFFF;
+    for (int o = 0; o < s->o; o++) {
+        tr.a[o] = -2.0f * mult[o];
+        tr.b[o] = mult[o] * s->k + bias[o];
+        sign_threshold(mult[o], bias[o], s->k, tr.threshold + o, tr.flip + o);
+    }
+    return tr;
+}
+
+/* Stores the transformed counts of the 8 channels of group g of one pixel. */
+static inline void store_group(const struct conv *s, const struct transform *tr,
+                               uint16x8_t counts, int g, float *out, uint8_t *packed)
+{
+    if (packed != NULL) {
+        static const uint8_t weights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
+        uint16x8_t neg = veorq_u16(vcgeq_u16(counts, vld1q_u16(tr->threshold + 8 * g)),
+                                   vld1q_u16(tr->flip + 8 * g));
+        packed[g] = vaddv_u8(vand_u8(vmovn_u16(neg), vld1_u8(weights)));
+        return;
+    }
+    const float *a = tr->a + 8 * g, *b = tr->b + 8 * g;
     float32x4_t lo = vfmaq_f32(vld1q_f32(b), vld1q_f32(a),
                                vcvtq_f32_u32(vmovl_u16(vget_low_u16(counts))));
     float32x4_t hi = vfmaq_f32(vld1q_f32(b + 4), vld1q_f32(a + 4),
                                vcvtq_f32_u32(vmovl_high_u16(counts)));
     int n = s->o - 8 * g < 8 ? s->o - 8 * g : 8;
-    if (packed != NULL) {
-        static const uint8_t weights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
-        uint16x8_t neg = vcombine_u16(vmovn_u32(vcltzq_f32(lo)), vmovn_u32(vcltzq_f32(hi)));
-        uint8_t bits = vaddv_u8(vand_u8(vmovn_u16(neg), vld1_u8(weights)));
-        packed[g] = n == 8 ? bits : bits & (uint8_t)((1u << n) - 1);
-    } else if (n == 8) {
+    if (n == 8) {
         vst1q_f32(out + 8 * g, lo);
         vst1q_f32(out + 8 * g + 4, hi);
     } else {
@@ -258,7 +300,7 @@ static inline void store_group(const struct conv *s, uint16x8_t counts, const fl
 
 /* Output pixels p0 and p1 (p1 == p0 for a last odd pixel, stored once) of every group. */
 static void pixel_pair(const struct conv *s, const struct step *t, const uint64_t *filters,
-                       const float *a, const float *b, const uint64_t *const *rows0,
+                       const struct transform *tr, const uint64_t *const *rows0,
                        const uint64_t *const *rows1, float *out0, float *out1,
                        uint8_t *packed0, uint8_t *packed1)
 {
@@ -268,20 +310,20 @@ static void pixel_pair(const struct conv *s, const struct step *t, const uint64_
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) acc0[i] = acc1[i] = vdupq_n_u16(0);
         accumulate(s, t, w, rows0, rows1, acc0, acc1);
-        store_group(s, channel_counts(acc0), a + 8 * g, b + 8 * g, g, out0, packed0);
+        store_group(s, tr, channel_counts(acc0), g, out0, packed0);
         if (rows1 != rows0)
-            store_group(s, channel_counts(acc1), a + 8 * g, b + 8 * g, g, out1, packed1);
+            store_group(s, tr, channel_counts(acc1), g, out1, packed1);
     }
 }
 
 static void bconv(const struct conv *s, const struct step *t, const uint64_t *filters,
-                  const float *a, const float *b, const uint64_t **rows, float *out,
+                  const struct transform *tr, const uint64_t **rows, float *out,
                   uint64_t *packed)
 {
     int pixels = s->ho * s->wo, stride = s->positions + 1;
     for (int p = 0; p < pixels; p += 2) {
         int q = p + 1 < pixels ? p + 1 : p;
-        pixel_pair(s, t, filters, a, b, rows + (size_t)p * stride, rows + (size_t)q * stride,
+        pixel_pair(s, t, filters, tr, rows + (size_t)p * stride, rows + (size_t)q * stride,
                    out + (size_t)p * s->o, out + (size_t)q * s->o,
                    packed ? (uint8_t *)(packed + (size_t)p * s->ow) : NULL,
                    packed ? (uint8_t *)(packed + (size_t)q * s->ow) : NULL);
@@ -374,11 +416,7 @@ int main(int argc, char **argv)
     /* Prepare time (LCE packs filters and folds the output transform once). */
     struct step *t = step_table(&s);
     uint64_t *filters = pack_filters(&s, t, f);
-    float *a = xmalloc(sizeof(float) * 8 * s.groups), *b = xmalloc(sizeof(float) * 8 * s.groups);
-    for (int o = 0; o < s.o; o++) {
-        a[o] = -2.0f * mult[o];
-        b[o] = mult[o] * s.k + bias[o];
-    }
+    struct transform tr = fold_transform(&s, mult, bias);
     uint64_t *zero = xmalloc(sizeof(uint64_t) * cw);
     const uint64_t **rows = xmalloc(sizeof(uint64_t *) * s.ho * s.wo * (s.positions + 1));
     float *out = xmalloc(sizeof(float) * s.ho * s.wo * s.o);
@@ -386,7 +424,7 @@ int main(int argc, char **argv)
     indirection(&s, x, zero, rows); /* LCE fills it once too, on its first run */
     for (int r = -1; r < repeats; r++) {
         if (r == 0) marker(1);
-        bconv(&s, t, filters, a, b, rows, out, packed);
+        bconv(&s, t, filters, &tr, rows, out, packed);
     }
     marker(2);
     if (s.packed)
