@@ -39,10 +39,10 @@ def test_neon_kernels_match_numpy_and_counts_repeat(tmp_path):
 
 
 @pytest.mark.parametrize("height, width, channels, filters, kernel, strides, same", [
-    (5, 7, 3, 13, (3, 3), (1, 1), True),       # channels < 64, filters not a multiple of 8
+    (5, 7, 3, 13, (3, 3), (1, 1), True),       # channels < 64, filters not 8k, odd pixels
     (6, 5, 70, 8, (3, 3), (2, 1), False),      # two words per pixel, valid padding, stride
     (4, 5, 130, 17, (3, 3), (1, 2), True),     # three words per pixel: steps join positions
-    (7, 7, 192, 9, (3, 3), (2, 2), True),      # odd pixel count, three words
+    (7, 7, 192, 9, (3, 3), (2, 2), True),      # three words, stride 2 both ways
     (5, 4, 64, 24, (1, 1), (1, 1), False),     # 1x1, one word per pixel
     (6, 6, 100, 7, (1, 1), (2, 2), False),     # 1x1 strided
     (3, 3, 128, 8, (3, 3), (1, 1), True),      # two words, one step per position
@@ -60,7 +60,7 @@ def test_neon_bconv_matches_numpy_on_every_shape(tmp_path, height, width, channe
 
 def test_neon_bconv_reaches_half_of_the_popcount_limit(tmp_path):
     # 256 -> 256 channels 3x3: the kernel's count within 2x of the ideal kernel's
-    # (EOR, CNT and accumulate per 128 binary MACs), and 10x below the 1-per-MAC naive one.
+    # (EOR, CNT and accumulate per 128 binary MACs).
     count = emulator.neon_bconv(8, 8, 256, 256, (3, 3), (1, 1), True, False, repeats=1,
                                 workdir=tmp_path, rng=np.random.default_rng(5))
     ideal = emulator.ideal_binary_instructions(8 * 8 * 256 * 9 * 256)
