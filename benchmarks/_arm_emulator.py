@@ -16,9 +16,11 @@ two markers is the work between them, the same on every run (TCG has no timing m
 no pipeline, cache or memory stalls; threads are not used).
 """
 
+import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 
@@ -30,14 +32,22 @@ ARM_ROOT = pathlib.Path(os.environ.get("ARM_ROOT", REPO / ".arm"))
 RUN_GUEST = HERE / "arm" / "run_guest.sh"
 GUEST_SCRIPT = HERE / "arm" / "guest_count.py"
 MARKER_PLUGIN = ARM_ROOT / "plugins" / "libmarker.so"
-NEON_BINARY = ARM_ROOT / "neon_bgemm"
+NEON_SOURCE = HERE / "arm" / "neon_bgemm.c"
+#: The cross-compiled NEON kernel, built on first use into the checkout (not into the
+#: shared ``ARM_ROOT``) under a name that carries its source's hash, so a changed kernel
+#: never runs as, or overwrites, another one; ``ARM_NEON_BINARY`` names another path.
+NEON_BINARY = pathlib.Path(os.environ.get("ARM_NEON_BINARY", REPO / ".arm-kernel" / (
+    "neon_bgemm-" + hashlib.sha1(NEON_SOURCE.read_bytes()).hexdigest()[:12])))
 SETUP_COMMAND = "scripts/setup_arm_emulation.sh (as root; `make arm-setup`)"
 CPU = os.environ.get("ARM_CPU", "cortex-a72")
+CROSS_COMPILER = "aarch64-linux-gnu-gcc"
 
 
 def missing():
     """Why the emulator cannot run here (a sentence naming the set-up command), or None."""
-    needed = [MARKER_PLUGIN, NEON_BINARY, ARM_ROOT / "guest" / "usr" / "bin" / "python3.11",
+    if shutil.which(CROSS_COMPILER) is None:
+        return f"aarch64 emulation not set up ({CROSS_COMPILER} missing): run {SETUP_COMMAND}"
+    needed = [MARKER_PLUGIN, ARM_ROOT / "guest" / "usr" / "bin" / "python3.11",
               ARM_ROOT / "site" / "ai_edge_litert", ARM_ROOT / "cpuinfo"]
     absent = [str(p) for p in needed if not p.exists()]
     if absent:
@@ -147,12 +157,26 @@ def binary_conv_reference(x_signs, w_signs, multiplier, bias, strides, same):
     return (dot * multiplier + bias).reshape(ho, wo, o).astype(np.float32)
 
 
+def ideal_binary_instructions(macs):
+    """Instructions of an ideal binary kernel: per 128 binary multiply-adds one EOR, one CNT
+    and one accumulate (a 128-bit lane each), loads, reductions and stores amortised away."""
+    return 3 * macs / 128
+
+
+def ideal_float_instructions(macs):
+    """Instructions of an ideal float32 NEON kernel: one FMLA per 4 multiply-adds."""
+    return macs / 4
+
+
 def build_neon_binary():
-    """Rebuild the NEON kernel when its source is newer than the set-up script's build."""
-    source = HERE / "arm" / "neon_bgemm.c"
-    if NEON_BINARY.stat().st_mtime < source.stat().st_mtime:
-        subprocess.run(["aarch64-linux-gnu-gcc", "-O2", "-static", "-march=armv8-a", "-o",
-                        str(NEON_BINARY), str(source)], check=True)
+    """Cross-compile ``NEON_SOURCE`` into ``NEON_BINARY`` unless it is there."""
+    if NEON_BINARY.exists():
+        return
+    NEON_BINARY.parent.mkdir(parents=True, exist_ok=True)
+    partial = NEON_BINARY.with_name(f"{NEON_BINARY.name}.{os.getpid()}.tmp")
+    subprocess.run([CROSS_COMPILER, "-O2", "-static", "-march=armv8-a", "-o", str(partial),
+                    str(NEON_SOURCE)], check=True)
+    partial.replace(NEON_BINARY)
 
 
 def _neon(op, inputs, dims, repeats, workdir, timeout):
@@ -191,13 +215,17 @@ def neon_dequantize(height, width, channels, *, repeats, workdir, rng, timeout=6
 
 def neon_bconv(height, width, channels, filters, kernel, strides, same, packed_output, *,
                repeats, workdir, rng, timeout=1800):
-    """Instructions of one binary convolution (im2col + NEON BGEMM); checked against NumPy.
+    """Instructions of one binary convolution (indirect NEON BGEMM); checked against NumPy.
 
     ``kernel`` and ``strides`` are (height, width) pairs; ``same`` pads with +1.
     """
     x = np.where(rng.random((height, width, channels)) < 0.5, -1.0, 1.0).astype(np.float32)
     w = np.where(rng.random((filters, *kernel, channels)) < 0.5, -1.0, 1.0).astype(np.float32)
-    multiplier = rng.uniform(0.5, 1.5, filters).astype(np.float32)
+    # Multipliers of both signs and a zero one (a folded batch norm's scale may be either):
+    # each takes its own branch of the bitpacked output's thresholds.
+    signs = rng.choice([-1.0, 1.0], filters)
+    multiplier = (rng.uniform(0.5, 1.5, filters) * signs).astype(np.float32)
+    multiplier[0] = 0.0
     bias = rng.normal(0.0, 1.0, filters).astype(np.float32)
     dims = [height, width, channels, filters, *kernel, *strides, int(same), int(packed_output)]
     count, out = _neon("bconv", [pack_bits(x), pack_bits(w), multiplier, bias], dims, repeats,

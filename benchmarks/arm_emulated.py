@@ -16,12 +16,13 @@ Set-up (once, root): ``scripts/setup_arm_emulation.sh`` (``make arm-setup``). Me
   of a one-element ADD model, reported).
 - ``LceBconv2d``, ``LceQuantize``, ``LceDequantize`` cannot run: LCE has no aarch64
   runtime here. They are **estimated** with this project's NEON kernel
-  (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, im2col of the packed words,
-  ``veorq``/``vcntq_u8``/``vpadalq_u8`` binary GEMM blocked 2 pixels x 4 filters, the
-  fused multiplier/bias, optional bitpacked output), cross-compiled and run on the same
-  shapes under the same emulator, its output checked against a NumPy reference on every
-  shape. It is a stand-in for LCE's hand-written assembly kernels, which are at least as
-  fast: the binary counts are upper bounds.
+  (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, filters packed 8 output channels
+  together, an indirect binary GEMM (pointers to the input rows of each receptive field,
+  no im2col) blocked 2 pixels x 8 channels, ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
+  multiplier/bias and the optional bitpacking fused in the store), cross-compiled and run
+  on the same shapes under the same emulator, its output checked against a NumPy
+  reference on every shape. It is a stand-in for LCE's hand-written assembly kernels;
+  each binary layer's count is set beside an ideal kernel's (see :func:`layer_rows`).
 
 Counts are deterministic (same commit, same counts). They are instruction counts, not
 time: TCG has no pipeline, cache or memory model. Milliseconds in the report are
@@ -65,6 +66,7 @@ from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
 from horq_keras.files import atomic_write_text
 from horq_keras.tflite.graph import read_graph
+from horq_keras.tflite.macs import bconv_input_channels, operator_macs
 
 NAME = "arm_emulated"
 LCE_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize")
@@ -307,6 +309,81 @@ def tabulate(flatbuffer, counts):
             "failed_ops": failed}
 
 
+def layer_shape(op):
+    """``(H, W, C, O, KH, KW, Ho, Wo)`` of a CONV_2D or LceBconv2d: the key that pairs a
+    binary layer with the float convolution of the same shape."""
+    out_channels, kh, kw, channels = (int(d) for d in op.inputs[1].shape)
+    if op.name == "LceBconv2d":
+        channels = bconv_input_channels(op)
+    height, width = (int(d) for d in op.inputs[0].shape[1:3])
+    out_h, out_w = (int(d) for d in op.outputs[0].shape[1:3])
+    return height, width, channels, out_channels, kh, kw, out_h, out_w
+
+
+def shape_label(shape):
+    height, width, channels, out_channels, kh, kw, out_h, out_w = shape
+    return f"{height}x{width}x{channels} -> {out_h}x{out_w}x{out_channels}, {kh}x{kw}"
+
+
+def layer_row(macs, binary, floating):
+    """One layer's instructions beside the ideal kernels' (``emulator.ideal_*``).
+
+    ``binary``: the NEON stand-in's count of the LceBconv2d; ``floating``: XNNPACK's count
+    of the float CONV_2D of the same shape (None where no float model has one).
+    Efficiency = ideal / actual; ``float_per_binary`` = floating / binary.
+    """
+    binary_ideal = emulator.ideal_binary_instructions(macs)
+    row = {"macs": macs, "binary": binary, "binary_ideal": binary_ideal,
+           "binary_efficiency": binary_ideal / binary,
+           "float": floating, "float_ideal": None, "float_efficiency": None,
+           "float_per_binary": None}
+    if floating:
+        row["float_ideal"] = emulator.ideal_float_instructions(macs)
+        row["float_efficiency"] = row["float_ideal"] / floating
+        row["float_per_binary"] = floating / binary
+    return row
+
+
+def layer_rows(flatbuffers, counts):
+    """``{shape label: layer_row}`` of every distinct binary layer shape (and output kind:
+    float or bitpacked) of a network.
+
+    ``flatbuffers``: ``{model label: flatbuffer}``; the float convolutions come from the
+    model labelled "float". Layers whose binary count failed are left out.
+    """
+    binary, floating = {}, {}
+    for kind, flatbuffer in flatbuffers.items():
+        graph = read_graph(flatbuffer)
+        for op in graph.operators:
+            count = counts[signature(op, graph)]
+            if op.name == "LceBconv2d" and count is not None:
+                packed = op.outputs[0].dtype == "int32"
+                binary.setdefault((layer_shape(op), packed), (operator_macs(op)[1], count))
+            elif kind == "float" and op.name == "CONV_2D":
+                floating.setdefault(layer_shape(op), count)
+    return {shape_label(shape) + (", bitpacked output" if packed else ""):
+            layer_row(macs, count, floating.get(shape))
+            for (shape, packed), (macs, count) in binary.items()}
+
+
+def _layer_table(rows):
+    def millions(value):
+        return "—" if value is None else f"{value / 1e6:,.2f}"
+
+    def ratio(value, form, unit=""):
+        return "—" if value is None else format(value, form) + unit
+
+    return markdown_table(
+        ["layer (in -> out, kernel)", "binary MACs (M)", "ideal binary", "stand-in",
+         "stand-in efficiency", "float conv (XNNPACK)", "ideal float", "XNNPACK efficiency",
+         "float / stand-in"],
+        [[label, millions(r["macs"]), millions(r["binary_ideal"]), millions(r["binary"]),
+          ratio(r["binary_efficiency"], ".0%"), millions(r["float"]),
+          millions(r["float_ideal"]), ratio(r["float_efficiency"], ".0%"),
+          ratio(r["float_per_binary"], ".1f", "x")]
+         for label, r in rows.items()])
+
+
 def calibration(count):
     """Instructions per second that turn counts into estimated Raspberry Pi 4B milliseconds.
 
@@ -326,7 +403,7 @@ def calibration(count):
             "birealnet_pixel1_ms": BIREALNET_PIXEL1_MS, "quicknet_ms": QUICKNET_MS}
 
 
-def render_markdown(args, results, overhead, wall, load_sentence, calibrated):
+def render_markdown(args, results, layers, overhead, wall, load_sentence, calibrated):
     rate = calibrated["instructions_per_second"]
     parts = [(
         "# ARM (emulated Cortex-A72) instruction counts of converted models\n\n"
@@ -335,9 +412,9 @@ def render_markdown(args, results, overhead, wall, load_sentence, calibrated):
         f"operator at a time, N = {args.repeats} counted invocation(s) after a warm-up; "
         f"interpreter overhead per invocation ({overhead:,} instructions) subtracted. "
         "**LCE operators (`LceBconv2d`, `LceQuantize`, `LceDequantize`) are estimated with "
-        "this project's NEON kernel (im2col + `vcntq_u8` binary GEMM), a stand-in for LCE's "
-        "assembly kernels, which are at least as fast: the binary counts are upper "
-        "bounds.** Counts are exact and deterministic; they ignore memory stalls. "
+        "this project's NEON kernel (indirect `vcntq_u8` binary GEMM, 8 output channels at a "
+        "time), a stand-in for LCE's assembly kernels; *Per layer* sets each layer beside "
+        "an ideal kernel.** Counts are exact and deterministic; they ignore memory stalls. "
         f"Milliseconds are **estimates** for a Raspberry Pi 4B (Cortex-A72, 1 thread): "
         f"counts / {rate / 1e9:.2f} G instructions/s (see *Calibration*). "
         + load_sentence + "\n")]
@@ -371,6 +448,12 @@ def render_markdown(args, results, overhead, wall, load_sentence, calibrated):
                          ["model", "total", *CATEGORIES, "HORQ float share",
                           "HORQ float / binary conv", "total / float", "est. ms (RPi 4B)",
                           "not counted"], rows) + note)
+        parts.append(
+            "\nPer binary layer shape (M instructions; once per distinct shape). Ideal "
+            "kernels: binary, one EOR, one CNT and one accumulate per 128 binary MACs (128-bit "
+            "NEON registers; loads, reductions and stores amortised away); float, one FMLA "
+            "per 4 MACs. Efficiency = ideal / counted; float / stand-in = XNNPACK's float "
+            "CONV_2D of the same shape over the binary one:\n\n" + _layer_table(layers[label]))
         rows = [[kind, ", ".join(f"{name} {count / 1e6:,.2f}"
                                  for name, count in r["by_op"].items())]
                 for kind, r in network.items()]
@@ -442,20 +525,23 @@ def main(argv=None):
         workdir = args.workdir or pathlib.Path(temporary)
         workdir.mkdir(parents=True, exist_ok=True)
         counts, overhead = measure(list(flatbuffers.values()), args, workdir, log)
-    results = {}
+    results, by_network = {}, {}
     for (label, kind), flatbuffer in flatbuffers.items():
         results.setdefault(label, {})[kind] = tabulate(flatbuffer, counts)
+        by_network.setdefault(label, {})[kind] = flatbuffer
+    layers = {label: layer_rows(network, counts) for label, network in by_network.items()
+              if label != "calibration"}
     calibrated = calibration(results[calibration_key[0]]["bconv"]["total"])
     results.pop("calibration", None)
     rate = calibrated["instructions_per_second"]
     wall = time.perf_counter() - start
     load = {"before": load_before, "after": os.getloadavg()}
-    markdown = render_markdown(args, results, overhead, wall, load_note(load), calibrated)
+    markdown = render_markdown(args, results, layers, overhead, wall, load_note(load), calibrated)
     print(markdown)
     data = {"settings": {k: str(v) if isinstance(v, pathlib.Path) else v
                          for k, v in vars(args).items() if k != "output_dir"},
             "cpu": emulator.CPU, "interpreter_overhead": overhead,
-            "calibration": calibrated, "networks": results,
+            "calibration": calibrated, "networks": results, "layers": layers,
             "load_average": load, "wall_s": wall}
     write_results(args.output_dir, args.name, command=command, markdown=markdown, data=data,
                   figure=plot(results, rate))

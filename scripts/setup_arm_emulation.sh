@@ -18,7 +18,8 @@
 #   site/        aarch64 wheels of ai-edge-litert and numpy (pip --platform --target; 117 MB)
 #   cpuinfo      an aarch64 /proc/cpuinfo (Cortex-A72, 1 core), bind-mounted over
 #                /proc/cpuinfo in a private mount namespace so XNNPACK's CPU detection works
-#   neon_bgemm   the NEON binary GEMM of benchmarks/arm/neon_bgemm.c, cross-compiled
+# The NEON kernels of benchmarks/arm/neon_bgemm.c are cross-compiled on first use into the
+# checkout's .arm-kernel/ (benchmarks/_arm_emulator.py), one binary per source version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -128,10 +129,6 @@ CPU part	: 0xd08
 CPU revision	: 3
 
 EOF
-
-echo "==> NEON binary GEMM (aarch64, static)"
-aarch64-linux-gnu-gcc -O2 -static -march=armv8-a -o "$ARM_ROOT/neon_bgemm" \
-  "$REPO/benchmarks/arm/neon_bgemm.c"
 
 echo "==> check: aarch64 python imports ai_edge_litert"
 "$REPO/benchmarks/arm/run_guest.sh" python3.11 -c \

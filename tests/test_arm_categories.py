@@ -53,3 +53,38 @@ def test_groupnet_w1a2_is_counted_as_convert_deploys_it():
                        for layer in build().submodules)
     assert binary_convs > 0
     assert names["LceBconv2d"] == 2 * binary_convs
+
+
+def test_layer_row_sets_counts_beside_the_ideal_kernels():
+    import arm_emulated
+
+    # 28x28x256 -> 256, 3x3: 462,422,016 MACs; ideal binary 3 per 128, float 1 per 4.
+    macs = 28 * 28 * 256 * 9 * 256
+    row = arm_emulated.layer_row(macs, binary=16_000_000, floating=144_000_000)
+    assert row["binary_ideal"] == 3 * macs / 128 == 10_838_016
+    assert row["binary_efficiency"] == pytest.approx(10_838_016 / 16_000_000)
+    assert row["float_ideal"] == macs / 4
+    assert row["float_efficiency"] == pytest.approx(macs / 4 / 144_000_000)
+    assert row["float_per_binary"] == 9.0
+    without_float = arm_emulated.layer_row(macs, binary=16_000_000, floating=None)
+    assert without_float["float_per_binary"] is None and without_float["float_ideal"] is None
+
+
+def test_layer_rows_pair_binary_and_float_convs_of_one_shape():
+    import arm_emulated
+    from horq_keras.tflite.graph import read_graph
+    from _models import convert, stack_model
+
+    flatbuffers = {kind: convert(stack_model(kind, 8, 96), kind) for kind in ("float", "bconv")}
+    counts = {}
+    for kind, flatbuffer in flatbuffers.items():
+        graph = read_graph(flatbuffer)
+        counts.update({arm_emulated.signature(op, graph): 1000 if op.name == "LceBconv2d"
+                       else 9000 for op in graph.operators})
+    rows = arm_emulated.layer_rows(flatbuffers, counts)
+    # Four layers of one shape, 96 channels (not a multiple of 32 or 64): the last writes
+    # floats, the others their signs bitpacked for the next layer.
+    assert sorted(rows) == ["8x8x96 -> 8x8x96, 3x3", "8x8x96 -> 8x8x96, 3x3, bitpacked output"]
+    for row in rows.values():
+        assert row["macs"] == 8 * 8 * 96 * 9 * 96
+        assert (row["binary"], row["float"], row["float_per_binary"]) == (1000, 9000, 9.0)
