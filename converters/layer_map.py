@@ -27,7 +27,8 @@ from horq_keras.tflite.graph import read_graph
 from horq_keras.tflite.runner import run_tflite
 from horq_keras.tflite.taps import tapped
 
-__all__ = ["EXACT", "MATCH", "PROBES", "LayerMap", "keras_taps", "map_layers"]
+__all__ = ["EXACT", "MATCH", "PROBES", "LayerMap", "converted_group", "keras_taps", "layer_inputs",
+           "map_layers"]
 
 #: Largest relative mean difference ``mean|t - k| / mean|k|`` (the smallest over the probe
 #: samples) of a tensor and the layer output it is paired with as computing that output.
@@ -50,17 +51,34 @@ class LayerMap:
     scales: tuple
 
 
+def _only_call(model, layer):
+    """The node index of ``layer``'s call in ``model`` when it is called once there."""
+    in_model = getattr(model, "_network_nodes", set())  # "<layer>_ib-<node>" of its calls
+    calls = [i for i in range(len(layer.inbound_nodes)) if f"{layer.name}_ib-{i}" in in_model]
+    return calls[0] if len(calls) == 1 else None
+
+
+def layer_inputs(model):
+    """``{layer name: [names of the layers it reads, in call order]}`` of the layers
+    called once in ``model``'s graph."""
+    inbound = {}
+    for layer in model.layers:
+        call = _only_call(model, layer)
+        if call is not None:
+            node = layer.inbound_nodes[call]
+            inbound[layer.name] = [source.name for source in tf.nest.flatten(node.inbound_layers)]
+    return inbound
+
+
 def keras_taps(model):
     """``(names, tap model)``: the top-level layers of ``model`` called once in it, with
     one float output (input layers excluded), and a model returning all their outputs."""
     names, outputs = [], []
-    in_model = getattr(model, "_network_nodes", set())  # "<layer>_ib-<node>" of its calls
     for layer in model.layers:
-        calls = [i for i in range(len(layer.inbound_nodes))
-                 if f"{layer.name}_ib-{i}" in in_model]
-        if isinstance(layer, tf.keras.layers.InputLayer) or len(calls) != 1:
+        call = _only_call(model, layer)
+        if isinstance(layer, tf.keras.layers.InputLayer) or call is None:
             continue
-        output = layer.get_output_at(calls[0])
+        output = layer.get_output_at(call)
         if isinstance(output, (list, tuple)) or not output.dtype.is_floating:
             continue
         if any(d is None for d in output.shape[1:]):
@@ -102,33 +120,23 @@ def _best_layers(candidates, values, keras_outputs, shapes):
     return best
 
 
-def _upstream(graph, tensor, mapped):
-    """Tensors read by the operators that compute ``tensor`` from mapped tensors."""
+def converted_group(graph, tensor, mapped):
+    """``(operators, read)``: the indices of the operators that compute ``tensor`` from
+    the ``mapped`` tensors (and the model's inputs and constants), and the non-constant
+    tensors they read."""
     producer = {t.index: op for op in graph.operators for t in op.outputs if t is not None}
-    seen, stack, read = set(), [tensor], set()
+    operators, stack, read = set(), [tensor], set()
     while stack:
         op = producer.get(stack.pop())
-        if op is None or op.index in seen:
+        if op is None or op.index in operators:
             continue
-        seen.add(op.index)
+        operators.add(op.index)
         for t in op.inputs:
             if t is not None and not t.constant:
                 read.add(t.index)
                 if t.index not in mapped:
                     stack.append(t.index)
-    return read
-
-
-def _inputs_of(model, names):
-    """``{layer name: [names of the layers it reads]}`` in ``model``'s graph."""
-    in_model = getattr(model, "_network_nodes", set())
-    inbound = {}
-    for name in names:
-        layer = model.get_layer(name)
-        node = next(layer.inbound_nodes[i] for i in range(len(layer.inbound_nodes))
-                    if f"{name}_ib-{i}" in in_model)
-        inbound[name] = [layer.name for layer in tf.nest.flatten(node.inbound_layers)]
-    return inbound
+    return operators, read
 
 
 def _structural(graph, owner, names, inbound, keras_outputs):
@@ -141,9 +149,9 @@ def _structural(graph, owner, names, inbound, keras_outputs):
     fresh = {}
     for tensor in (t.index for t in graph.outputs if t.index in owner):
         layer = owner[tensor]
-        sources = inbound[names[layer]]
+        sources = inbound.get(names[layer])
         op = producer.get(tensor)
-        if op is None or len(sources) != 1 or sources[0] not in position:
+        if op is None or sources is None or len(sources) != 1 or sources[0] not in position:
             continue
         read = [t for t in op.inputs if t is not None and not t.constant]
         source = position[sources[0]]
@@ -171,7 +179,7 @@ def map_layers(model, flatbuffer, inputs, keras_outputs, names, *, source="the c
         name = output._keras_history.layer.name
         if name in names and tuple(tensor.shape[1:]) == tuple(output.shape[1:]):
             owner[tensor.index] = names.index(name)
-    inbound = _inputs_of(model, names)
+    inbound = layer_inputs(model)
     while True:
         read = {t.index for op in graph.operators for t in op.inputs if t is not None}
         fed = sorted(t for t in owner if t in read)
@@ -210,7 +218,7 @@ def _loose(graph, best, owner, exact):
     mapped exactly."""
     inside = set()
     for tensor in exact:
-        inside |= _upstream(graph, tensor, set(owner))
+        inside |= converted_group(graph, tensor, set(owner))[1]
     order = {t.index: op.index for op in graph.operators for t in op.outputs if t is not None}
     for tensor in sorted(best, key=order.get):
         error, position = best[tensor]

@@ -30,14 +30,18 @@ class LayerParity:
     converted operators on exactly its Keras input (:mod:`.layerwise`).
 
     ``tensor`` is the converted graph's tensor of the layer's output, ``operators`` the
-    operators that compute it from the previous mapped tensors. ``tolerance`` =
+    operators that compute it from the previous mapped tensors, ``keras_layers`` the
+    Keras layers they compute (this one last; more when the converter fused layers). ``tolerance`` =
     ``atol + rtol * scale`` (``scale``: ``max|Keras output|`` on the probe samples of
     :mod:`.layer_map`). ``elements_over`` counts the output values over it,
-    ``samples_over`` the samples with one.
+    ``elements_excused`` those of them that a quantizer input on its threshold up to
+    rounding can move that far (:mod:`.layer_ties`), ``samples_over`` the samples with
+    an unexcused one.
     ``keras_nonfinite`` / ``tflite_nonfinite`` count NaN and infinite values.
     """
 
     layer: str
+    keras_layers: tuple
     tensor: str
     operators: tuple
     samples: int
@@ -47,6 +51,7 @@ class LayerParity:
     scale: float
     tolerance: float
     elements_over: int = 0
+    elements_excused: int = 0
     samples_over: int = 0
     keras_nonfinite: int = 0
     tflite_nonfinite: int = 0
@@ -57,14 +62,15 @@ class LayerParity:
 
     @property
     def ok(self):
-        return self.finite and not self.elements_over
+        return self.finite and self.elements_over == self.elements_excused
 
     def to_dict(self):
-        return {"layer": self.layer, "tensor": self.tensor, "operators": list(self.operators),
+        return {"layer": self.layer, "keras_layers": list(self.keras_layers),
+                "tensor": self.tensor, "operators": list(self.operators),
                 "samples": self.samples, "max_abs_diff": self.max_abs_diff,
                 "mean_abs_diff": self.mean_abs_diff, "worst_sample": self.worst_sample,
                 "scale": self.scale, "tolerance": self.tolerance,
-                "elements_over": self.elements_over,
+                "elements_over": self.elements_over, "elements_excused": self.elements_excused,
                 "samples_over": self.samples_over, "keras_nonfinite": self.keras_nonfinite,
                 "tflite_nonfinite": self.tflite_nonfinite, "ok": self.ok}
 
@@ -137,12 +143,14 @@ class Parity:
                     "computes something else than the model")
         layer = self.failed_layer
         if layer is not None:
-            return (f"layer {layer.layer!r} (converted operators "
+            fused = ("" if len(layer.keras_layers) < 2 else
+                     f"Keras layers {' > '.join(layer.keras_layers)}, ")
+            return (f"layer {layer.layer!r} ({fused}converted operators "
                     f"{' > '.join(layer.operators)}, tensor {layer.tensor!r}) differs from "
                     f"Keras by up to {layer.max_abs_diff:.3g} on sample {layer.worst_sample}, "
                     f"over its tolerance {layer.tolerance:.3g} (= {self.atol:g} + {self.rtol:g} "
                     f"x its scale {layer.scale:.3g}) in "
-                    f"{layer.elements_over} value(s) of "
+                    f"{layer.elements_over - layer.elements_excused} value(s) of "
                     f"{layer.samples_over} sample(s)")
         if (self.min_top1 is not None and self.top1_agreement is not None
                 and self.top1_agreement < self.min_top1):
@@ -172,8 +180,12 @@ class Parity:
 
     def summary(self):
         over = sum(not layer.ok for layer in self.layers)
+        excused = sum(layer.elements_excused for layer in self.layers)
         parts = [f"{len(self.layers)} layers run on their Keras inputs, {over} over their "
                  f"tolerance ({self.atol:g} + {self.rtol:g} x each layer's max |Keras output|)"]
+        if excused:
+            parts[0] += (f"; {excused} value(s) excused (a quantizer input on its threshold up "
+                         "to rounding, each within what crossing it changes)")
         parts.append(f"end to end, {self.compared}: max |diff| {self.max_abs_diff:.3g} (mean "
                      f"{self.mean_abs_diff:.3g}, max |Keras| {self.reference_max_abs:.3g})")
         if self.top1_agreement is not None:
@@ -194,7 +206,7 @@ class Parity:
             operators = " > ".join(layer.operators)
             rows.append([layer.layer, operators if len(operators) <= 40 else operators[:37] + "...",
                          f"{layer.max_abs_diff:.3g}", f"{layer.tolerance:.3g}",
-                         layer.elements_over, layer.worst_sample,
+                         layer.elements_over - layer.elements_excused, layer.worst_sample,
                          "ok" if layer.ok else "FAILED"])
         return AsciiTable(rows, f"Worst layers (of {len(self.layers)})").table
 

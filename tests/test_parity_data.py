@@ -171,8 +171,8 @@ def test_logits_of_a_dense_softmax(tmp_path):
 
 
 def _layer(name, diff, tolerance=1e-3, **nonfinite):
-    return LayerParity(layer=name, tensor=f"model/{name}", operators=("ADD",), samples=4,
-                       max_abs_diff=diff, mean_abs_diff=diff / 2, worst_sample=1, scale=1.0,
+    return LayerParity(layer=name, keras_layers=(name,), tensor=f"model/{name}",
+                       operators=("ADD",), samples=4, max_abs_diff=diff, mean_abs_diff=diff / 2, worst_sample=1, scale=1.0,
                        tolerance=tolerance, elements_over=int(diff > tolerance),
                        samples_over=int(diff > tolerance), **nonfinite)
 
