@@ -10,6 +10,10 @@ compute one layer (or the group of layers the converter fused) from exactly the 
 input, and their output is compared with the Keras output of that layer. Nothing
 spreads from one layer to the next; binary convolutions are exact popcounts, so each
 layer is held to float rounding of its own scale: ``atol + rtol * max|Keras output|``.
+The layers' values (every mapped tensor, fed and computed, for every sample) run through
+LCE's interpreter in this process, in chunks of :data:`CHUNK_BYTES`: a child process
+would copy gigabytes through files on a ResNet; the mapping (:mod:`.layer_map`) has run
+the same operators in a child process first, so a damaged file fails there.
 A quantizer input inside a layer (or a fused group) that lies on its threshold up to
 rounding may still flip: a value over the tolerance is excused when it differs by no
 more than crossing those thresholds moves it in Keras (:mod:`.layer_ties`), which is
@@ -110,7 +114,8 @@ def layer_parity(model, flatbuffer, inputs, *, atol, rtol, source="the converted
         expected = keras_outputs(taps, part)
         by_layer = {name: expected[position[name]] for name in layer_map.layers}
         feeds = [by_layer[layer_map.layers[layer_map.tensors.index(t)]] for t in fed]
-        actual = run_tflite(runnable, [*part, *feeds], source=source, progress=progress)
+        actual = run_tflite(runnable, [*part, *feeds], isolate=False, source=source,
+                            progress=progress)
         values = {**by_layer, **dict(zip(input_names, part))}
         for i, (layer, tolerance) in enumerate(zip(layer_map.layers, tolerances)):
             reach = None if reaches[i] is None else functools.partial(reaches[i], values)
