@@ -240,65 +240,13 @@ def _kbit_model():
     return tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
 
 
-def _tie_inputs(samples=10, ties=(0, 1)):
-    """Pixels at u = 3x in [0.75, 0.9], away from the thresholds 0.5, 1.5, 2.5 of a 2-bit
-    activation; samples ``ties`` get one pixel at x = 1/6 (u = 0.5 up to float32)."""
-    x = np.random.default_rng(0).uniform(0.25, 0.3, (samples, 4, 4, 1)).astype(np.float32)
-    x[list(ties), 1, 2, 0] = np.float32(1 / 6)
-    return x
-
-
-def test_near_ties_against_the_thresholds():
-    from horq_keras.converters.ties import TIE_EPSILON, near_ties
-
-    two_bit = np.array([[1.5 / 3 + 1e-7], [0.5 / 3 + 1e-4], [2.0], [-1.0], [2.5 / 3 - 1e-7]])
-    assert near_ties([two_bit], [(2, 1.0)]).tolist() == [True, False, False, False, True]
-    # 3 bits, clip 2: thresholds at x = 2 (i + 1/2) / 7; u = 3.5 at x = 1.
-    three_bit = np.array([[0.3, 1.0], [0.3, 1.0 + 2 * TIE_EPSILON / 7], [0.3, 0.3]])
-    assert near_ties([three_bit], [(3, 2.0)]).tolist() == [True, False, False]
-    # A sample ties when any quantizer's input does.
-    assert near_ties([two_bit[:3], three_bit], [(2, 1.0), (3, 2.0)]).tolist() == [
-        True, False, False]
-
-
-def test_tie_probe_reads_the_kbit_inputs(trained):
-    from horq_keras.converters.ties import tie_probe
-
-    probe, specs = tie_probe(_kbit_model())
-    x = _tie_inputs()
-    assert specs == [(2, 1.0)]
-    np.testing.assert_array_equal(probe(x).numpy(), x)  # the quantizer reads the image
-    assert tie_probe(tf.keras.models.load_model(trained["paths"]["model.h5"])) is None
-
-
-def test_nudged_crosses_only_the_thresholds_it_sits_on():
-    """Moving every 2-bit input by +-epsilon levels changes exactly the samples with a
-    tie (their pixel at u = 0.5 rounds to level 1 up, stays at 0 down), in NumPy terms."""
-    from horq_keras.converters.ties import nudged
-
-    model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
-    conv = model.layers[1]
-    plain = keras_logits(model).predict(x, verbose=0)
-    up = keras_logits(nudged(model, 1)).predict(x, verbose=0)
-    down = keras_logits(nudged(model, -1)).predict(x, verbose=0)
-    np.testing.assert_array_equal(down, plain)
-    np.testing.assert_array_equal(up[2:], plain[2:])
-    # Reference: the tie pixel at level 1 (1/3) instead of 0, through the same weights.
-    levels = np.round(np.clip(x, 0, 1) * 3) / 3
-    levels[[0, 1], 1, 2, 0] = 1 / 3
-    kernel = np.sign(conv.get_weights()[0])[0, 0]  # (1, 2)
-    dense_kernel, dense_bias = model.layers[3].get_weights()
-    reference = (levels.reshape(10, 16, 1) @ kernel).reshape(10, -1) @ dense_kernel + dense_bias
-    np.testing.assert_allclose(up[:2], reference[:2], atol=1e-5)
-    assert np.abs(up[:2] - plain[:2]).max() > 0.01
-
-
 def test_logits_of_a_model_sharing_its_softmax():
     """The bit-plane rewrite clones the model around its layers, so the clone's softmax
     layer is the original's: its logits are the clone's own call of that layer."""
     from horq_keras.converters.conversion import deployable
 
-    model, x = _kbit_model(), _tie_inputs(ties=())
+    model = _kbit_model()
+    x = np.random.default_rng(0).uniform(0.25, 0.3, (10, 4, 4, 1)).astype(np.float32)
     deployed = deployable(model)[0]
     assert deployed.layers[-1] is model.layers[-1]
     np.testing.assert_allclose(keras_logits(deployed).predict(x, verbose=0),
