@@ -98,13 +98,15 @@ def _candidates(graph, shapes):
 
 def _relative(actual, expected):
     """Relative mean difference per probe sample, the smallest: a sign that flips end to
-    end in one sample does not hide a match that the others show."""
+    end in one sample does not hide a match that the others show. A sample where the
+    layer outputs only zeros tells nothing (any zero tensor would match it); infinite
+    when every sample does."""
     errors = []
     for a, e in zip(actual, expected):
         scale = float(np.mean(np.abs(e)))
-        difference = float(np.mean(np.abs(a.astype(np.float64) - e)))
-        errors.append(difference / scale if scale > 0 else (0.0 if difference == 0 else np.inf))
-    return min(errors)
+        if scale > 0:
+            errors.append(float(np.mean(np.abs(a.astype(np.float64) - e))) / scale)
+    return min(errors, default=np.inf)
 
 
 def _best_layers(candidates, values, keras_outputs, shapes):

@@ -163,9 +163,10 @@ class _Stats:
 
     def result(self, layer, keras_layers, tensor, operators, scale, tolerance, count):
         return LayerParity(
-            layer=layer, keras_layers=keras_layers, tensor=tensor, operators=tuple(operators), samples=count,
-            max_abs_diff=self.max_abs_diff, mean_abs_diff=self.total / max(self.values, 1),
-            worst_sample=self.worst_sample, scale=scale, tolerance=tolerance,
-            elements_over=self.over, elements_excused=self.excused, samples_over=len(self.over_samples), keras_nonfinite=self.keras_nonfinite,
-            tflite_nonfinite=self.tflite_nonfinite,
+            layer=layer, keras_layers=keras_layers, tensor=tensor, operators=tuple(operators),
+            samples=count, max_abs_diff=self.max_abs_diff,
+            mean_abs_diff=self.total / max(self.values, 1), worst_sample=self.worst_sample,
+            scale=scale, tolerance=tolerance, elements_over=self.over,
+            elements_excused=self.excused, samples_over=len(self.over_samples),
+            keras_nonfinite=self.keras_nonfinite, tflite_nonfinite=self.tflite_nonfinite,
         )

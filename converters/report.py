@@ -181,8 +181,8 @@ class Parity:
     def summary(self):
         over = sum(not layer.ok for layer in self.layers)
         excused = sum(layer.elements_excused for layer in self.layers)
-        parts = [f"{len(self.layers)} layers run on their Keras inputs, {over} over their "
-                 f"tolerance ({self.atol:g} + {self.rtol:g} x each layer's max |Keras output|)"]
+        parts = [(f"{len(self.layers)} layers run on their Keras inputs, {over} over their "
+                  f"tolerance ({self.atol:g} + {self.rtol:g} x each layer's max |Keras output|)")]
         if excused:
             parts[0] += (f"; {excused} value(s) excused (a quantizer input on its threshold up "
                          "to rounding, each within what crossing it changes)")

@@ -102,7 +102,7 @@ def test_cli_real_data(trained, capsys, tmp_path):
     end_to_end = saved["end_to_end"]
     assert end_to_end["keras_accuracy"] is not None
     assert end_to_end["compared"] == "pre-softmax logits"
-    assert [layer["layer"] for layer in saved["layers"] if not layer["ok"]][0] == "logits_float"
+    assert next(layer["layer"] for layer in saved["layers"] if not layer["ok"]) == "logits_float"
     assert all({"max_abs_diff", "tolerance", "operators", "worst_sample"} <= set(layer)
                for layer in saved["layers"])
 
@@ -172,8 +172,8 @@ def test_logits_of_a_dense_softmax(tmp_path):
 
 def _layer(name, diff, tolerance=1e-3, **nonfinite):
     return LayerParity(layer=name, keras_layers=(name,), tensor=f"model/{name}",
-                       operators=("ADD",), samples=4, max_abs_diff=diff, mean_abs_diff=diff / 2, worst_sample=1, scale=1.0,
-                       tolerance=tolerance, elements_over=int(diff > tolerance),
+                       operators=("ADD",), samples=4, max_abs_diff=diff,
+                       mean_abs_diff=diff / 2, worst_sample=1, scale=1.0, tolerance=tolerance, elements_over=int(diff > tolerance),
                        samples_over=int(diff > tolerance), **nonfinite)
 
 
