@@ -158,6 +158,7 @@ def _structural(graph, owner, names, inbound, keras_outputs):
         read = [t for t in op.inputs if t is not None and not t.constant]
         source = position[sources[0]]
         if (len(read) == 1 and read[0].index not in owner and source not in taken
+                and read[0].index in producer and read[0].dtype == "float32"
                 and tuple(read[0].shape[1:]) == keras_outputs[source].shape[1:]):
             fresh[read[0].index] = source
             taken.add(source)
@@ -179,7 +180,7 @@ def map_layers(model, flatbuffer, inputs, keras_outputs, names, *, source="the c
     owner = {}  # tensor -> layer position
     for tensor, output in zip(graph.outputs, model.outputs):
         name = output._keras_history.layer.name
-        if name in names and tuple(tensor.shape[1:]) == tuple(output.shape[1:]):
+        if name in names and tensor.index in candidates:
             owner[tensor.index] = names.index(name)
     inbound = layer_inputs(model)
     while True:

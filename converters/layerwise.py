@@ -58,7 +58,8 @@ def _keras_groups(model, mapped, inbound):
         seen, stack = {name}, [name]
         while stack:
             for source in inbound.get(stack.pop(), ()):
-                if source not in seen and source not in mapped and source not in inputs:
+                if (source in order and source not in seen and source not in mapped
+                        and source not in inputs):
                     seen.add(source)
                     stack.append(source)
         groups[name] = [model.get_layer(n) for n in sorted(seen, key=order.get)]
