@@ -34,9 +34,9 @@ def test_every_registered_model_is_covered():
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    folder = mnist_folder(root / "folder", 95, 32)  # and one damaged file: --limit-train 96
+    folder = mnist_folder(root / "folder", 96, 32)  # and one damaged file: 96 trained
     (folder / "train" / "0" / "zz_damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    found = {"idx": ["--data", f"idx:{REAL_MNIST}"],
+    found = {"idx": ["--data", f"idx:{REAL_MNIST}", "--limit-train", "96"],
              "folder": ["--data", f"folder:{folder}", "--image-size", "32",
                         "--skip-bad-images"]}
     try:
@@ -56,7 +56,7 @@ def test_trains_and_converts_with_parity(name, sources, tmp_path):
         pytest.skip("tensorflow-datasets is not installed (pip install 'horq-keras[tfds]')")
     out = tmp_path / name
     argv = ["train", "--model", name, *[a for arg in model_args for a in ("--model-arg", arg)],
-            *sources[source], "--epochs", "1", "--batch-size", "32", "--limit-train", "96",
+            *sources[source], "--epochs", "1", "--batch-size", "32",
             "--limit-test", "32", "--output-dir", str(out)]
     rtol = 2e-3 if name == "horq_lenet" else None  # the parity tolerance reaches convert
     assert main(argv + (["--rtol", str(rtol)] if rtol else [])) == 0
