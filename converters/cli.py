@@ -21,19 +21,13 @@ _BAD_INPUT = (ValueError, OSError)  # exit status 2
 
 
 def add_tolerance_options(parser):
-    """``--atol``, ``--rtol`` and ``--no-rounding-floor`` of the parity check (``convert``,
-    ``verify``, ``train``)."""
+    """``--atol`` and ``--rtol`` of the layer-wise parity check (``convert``, ``verify``,
+    ``train``)."""
     parser.add_argument("--atol", type=non_negative_number, default=None,
-                        help="parity: absolute tolerance (float 1e-4, int8 1e-2)")
+                        help="parity: absolute tolerance of each layer (float 1e-5, int8 1e-2)")
     parser.add_argument("--rtol", type=non_negative_number, default=None,
-                        help="parity: tolerance relative to max |Keras logit| (or output "
-                        "without a softmax; float 1e-3, int8 0.1)")
-    parser.add_argument("--no-rounding-floor", dest="rounding_floor", action="store_false",
-                        help="parity: keep the tolerance strict when too few samples are "
-                        "within it (by default it then grows by twice the largest difference "
-                        "float rounding alone makes in the .tflite: the same file without "
-                        "XNNPACK; and a sample with a k-bit activation on a rounding "
-                        "threshold may differ by up to twice what crossing it does in Keras)")
+                        help="parity: tolerance of each layer relative to its max |Keras "
+                        "output| (float 1e-5, int8 0.1)")
 
 
 def _add_common(parser):
@@ -117,8 +111,7 @@ def run_convert(args):
                                   num_classes=_classes(model.output_shape)))
         report = convert(
             model, args.output, target=args.target, int8=args.int8,
-            verify_data=data, atol=args.atol, rtol=args.rtol,
-            rounding_floor=args.rounding_floor, kbit=args.kbit,
+            verify_data=data, atol=args.atol, rtol=args.rtol, kbit=args.kbit,
             progress=not args.quiet,
         )
     except _BAD_INPUT as error:
@@ -148,11 +141,10 @@ def run_verify(args):
                                  input_shape=tuple(graph.inputs[0].shape[1:]),
                                  num_classes=_classes(graph.outputs[0].shape))
         result = verify(args.model, args.tflite, data=data, atol=args.atol,
-                        rtol=args.rtol, rounding_floor=args.rounding_floor,
-                        progress=not args.quiet)
+                        rtol=args.rtol, progress=not args.quiet)
     except _BAD_INPUT as error:
         return fail("verify", error)
-    print(f"parity of {args.tflite} with {args.model}: {result.summary()}")
+    print(f"parity of {args.tflite} with {args.model}: {result}")
     if args.report:
         atomic_write_text(args.report, json.dumps(result.to_dict(), indent=2) + "\n")
     return OK if result.ok else PARITY_FAILED

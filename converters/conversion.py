@@ -5,7 +5,7 @@ refuse what LCE cannot run (HORQ's exact per-column beta form; int8 without QAT)
 rewrite k-bit activations into binary bit planes (:mod:`.kbit`), fold the batch norm
 after each HORQ convolution into it (:mod:`.batchnorm_fold`), convert with LCE,
 attribute every ``LceBconv2d`` to its layer (:mod:`.lowering`), check parity with
-Keras (:mod:`.verification`), write the .tflite atomically, and return the report
+Keras layer by layer (:mod:`.verification`), write the .tflite atomically, and return the report
 (:mod:`.report`). An error at any step leaves no file behind.
 """
 
@@ -93,8 +93,7 @@ def convert_to_flatbuffer(model, *, target="arm"):
 
 
 def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data=None,
-            atol=None, rtol=None, rounding_floor=True, kbit=True, custom_objects=None,
-            progress=False):
+            atol=None, rtol=None, kbit=True, custom_objects=None, progress=False):
     """Convert a Keras model with LCE, write ``output_path`` atomically, return a report.
 
     Args:
@@ -109,10 +108,8 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
             inputs), an ``(inputs, labels)`` tuple, a finite ``tf.data.Dataset`` of
             ``(inputs, labels)`` batches, an int N (N synthetic samples that reach
             every class; None: 64, see :mod:`.parity_data`), or False (no check).
-        atol, rtol: parity tolerance (default: ``verification.TOLERANCES``).
-        rounding_floor: when too few samples are within the tolerance, widen it by the
-            converted model's rounding floor and excuse k-bit threshold ties (see
-            ``verification.parity``).
+        atol, rtol: each layer's parity tolerance, ``atol + rtol * max|Keras output|``
+            (default: ``verification.LAYER_TOLERANCES``; see ``verification.parity``).
         kbit: rewrite binary-weight convs that read k-bit activations into bit planes.
         custom_objects: extra ``{name: class}`` to load a saved model.
         progress: show the steps (and the parity samples) as progress bars.
@@ -175,8 +172,7 @@ def convert(model_or_path, output_path, *, target="arm", int8=False, verify_data
         if verify_data is not False:
             steps.set_postfix_str("parity with Keras")
             result = parity(model, flatbuffer, verify_data, int8=int8 or is_int8_prepared(model),
-                            atol=atol, rtol=rtol, rounding_floor=rounding_floor,
-                            progress=progress)
+                            atol=atol, rtol=rtol, progress=progress)
             steps.update()
 
         steps.set_postfix_str("writing")

@@ -6,7 +6,6 @@
 
 import collections
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,123 +20,198 @@ from horq_keras.tflite.macs import (
     operator_macs,
 )
 
-__all__ = ["FLOOR_FACTOR", "TOLERANCES", "ConversionReport", "Parity", "build_report", "float_equivalent_bytes",
-           "is_box_filter", "misses_allowed"]
+__all__ = ["ConversionReport", "LayerParity", "Parity", "build_report", "float_equivalent_bytes",
+           "is_box_filter"]
 
-#: Default ``(atol, rtol)`` of the parity check: float models, int8 models.
-TOLERANCES = {False: (1e-4, 1e-3), True: (1e-2, 0.1)}
-#: The parity tolerance grows by this many rounding floors (:class:`Parity`).
-FLOOR_FACTOR = 2
+
+@dataclass(frozen=True)
+class LayerParity:
+    """One Keras layer (or the group the converter fused into its output) run by the
+    converted operators on exactly its Keras input (:mod:`.layerwise`).
+
+    ``tensor`` is the converted graph's tensor of the layer's output, ``operators`` the
+    operators that compute it from the previous mapped tensors, ``keras_layers`` the
+    Keras layers they compute (this one last; more when the converter fused layers). ``tolerance`` =
+    ``atol + rtol * scale`` (``scale``: ``max|Keras output|`` on the probe samples of
+    :mod:`.layer_map`). ``elements_over`` counts the output values over it,
+    ``elements_excused`` those of them that a quantizer input on its threshold up to
+    rounding can move that far (:mod:`.layer_ties`), ``samples_over`` the samples with
+    an unexcused one.
+    ``keras_nonfinite`` / ``tflite_nonfinite`` count NaN and infinite values.
+    """
+
+    layer: str
+    keras_layers: tuple
+    tensor: str
+    operators: tuple
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    worst_sample: int
+    scale: float
+    tolerance: float
+    elements_over: int = 0
+    elements_excused: int = 0
+    samples_over: int = 0
+    keras_nonfinite: int = 0
+    tflite_nonfinite: int = 0
+
+    @property
+    def finite(self):
+        return not (self.keras_nonfinite or self.tflite_nonfinite)
+
+    @property
+    def ok(self):
+        return self.finite and self.elements_over == self.elements_excused
+
+    def to_dict(self):
+        return {"layer": self.layer, "keras_layers": list(self.keras_layers),
+                "tensor": self.tensor, "operators": list(self.operators),
+                "samples": self.samples, "max_abs_diff": self.max_abs_diff,
+                "mean_abs_diff": self.mean_abs_diff, "worst_sample": self.worst_sample,
+                "scale": self.scale, "tolerance": self.tolerance,
+                "elements_over": self.elements_over, "elements_excused": self.elements_excused,
+                "samples_over": self.samples_over, "keras_nonfinite": self.keras_nonfinite,
+                "tflite_nonfinite": self.tflite_nonfinite, "ok": self.ok}
+
+
+#: Worst layers printed by :meth:`Parity.layer_table`.
+TABLE_LAYERS = 5
+
+
+def _nonfinite_failure(side, count, where):
+    return (f"{side} {where} {count} NaN or infinite value(s): a non-finite output cannot be "
+            "compared (a NaN weight, a diverged training run, or NaN inputs)")
 
 
 @dataclass
 class Parity:
     """Converted model vs Keras on the same inputs.
 
+    The verdict comes from ``layers`` (one :class:`LayerParity` per Keras layer output
+    the converted graph holds, in graph order, each computed from exactly its Keras
+    input and held to ``atol + rtol * max|Keras output|`` of that layer): the first
+    layer that is not ``ok`` fails the check (:attr:`failure` names it). End to end,
     ``compared`` is ``"pre-softmax logits"`` when the model ends in a softmax, else
-    ``"outputs"``. A sample agrees when all its values are within ``tolerance`` =
-    ``atol + rtol * max|Keras value|`` (relative to the logits' scale). ``ok`` when at
-    least ``min_within`` of the samples agree and, when ``min_top1`` is set and the first
-    output is a vector per sample, at least that share has the same arg-max
-    (``top1_agreement``). A binary network may flip a sign that sits at 0 up to float
-    rounding (LCE folds batch norm into its kernels and sums in another order), which
-    moves a sample's logits while the model is right: hence a share, not every sample;
-    and a share under 100 % always tolerates one such sample (:func:`misses_allowed`),
-    else 99 % of 32 samples would demand all 32. In a wide binary network such flips are
-    common (each of its many sign inputs can sit within rounding of 0); then
-    ``rounding_floor`` is the largest difference float rounding alone makes in the
-    converted model (the same flatbuffer run with TFLite's built-in float kernels instead
-    of XNNPACK's, which sum in other orders), the tolerance grows by
-    :data:`FLOOR_FACTOR` floors, and ``strict_within`` keeps the share within the strict
-    tolerance. With k-bit activations (bit planes on LCE), a sample whose k-bit input
-    lies on a rounding threshold up to float rounding (``converters.ties``) may take
-    adjacent levels in the two models; then ``tie_samples`` counts such samples and the
-    ``tie_excused`` of them over the tolerance, but within it plus :data:`FLOOR_FACTOR`
-    times what crossing their ties moves the Keras model, count as within. ``inputs`` says
-    where the ``samples`` came from; with labels, ``keras_accuracy`` and
-    ``tflite_accuracy``.
+    ``"outputs"``; their largest and mean difference, ``reference_max_abs``
+    (``max|Keras value|``) and both accuracies (with labels) are information, and only
+    ``top1_agreement`` is gated (``min_top1``; None: not gated), coarsely: a sign within
+    rounding of 0 may flip end to end and move a deep binary network's logits while
+    every layer is right. A NaN or infinite value on either side fails.
+    ``inputs`` says where the ``samples`` came from.
     """
 
     samples: int
     max_abs_diff: float
     mean_abs_diff: float
     reference_max_abs: float
-    samples_within: float = 1.0
+    layers: list = field(default_factory=list)
     top1_agreement: float = None
-    atol: float = TOLERANCES[False][0]
-    rtol: float = TOLERANCES[False][1]
-    min_within: float = 0.99
-    min_top1: float = 0.99
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    min_top1: float = 0.9
     inputs: str = "given data"
     compared: str = "outputs"
+    keras_nonfinite: int = 0
+    tflite_nonfinite: int = 0
     keras_accuracy: float = None
     tflite_accuracy: float = None
-    rounding_floor: float = None
-    strict_within: float = None
-    tie_samples: int = None
-    tie_excused: int = None
 
     @property
-    def strict_tolerance(self):
-        return self.atol + self.rtol * self.reference_max_abs
+    def failed_layer(self):
+        """The first layer (in graph order) over its tolerance or not finite, or None."""
+        return next((layer for layer in self.layers if not layer.ok), None)
 
     @property
-    def tolerance(self):
-        return self.strict_tolerance + FLOOR_FACTOR * (self.rounding_floor or 0.0)
+    def failure(self):
+        """Why the check fails (one sentence), or None when it passes."""
+        for layer in self.layers:
+            if layer.keras_nonfinite:
+                return _nonfinite_failure("Keras layer", layer.keras_nonfinite,
+                                          f"{layer.layer!r} outputs")
+            if layer.tflite_nonfinite:
+                return _nonfinite_failure(f"the converted operators of layer {layer.layer!r}",
+                                          layer.tflite_nonfinite, "output")
+        if self.keras_nonfinite:
+            return _nonfinite_failure("the Keras model's", self.keras_nonfinite,
+                                      f"{self.compared} hold")
+        if self.tflite_nonfinite:
+            return _nonfinite_failure("the converted model's", self.tflite_nonfinite,
+                                      f"{self.compared} hold")
+        if not self.layers:
+            return ("no Keras layer output was found in the converted graph: the .tflite "
+                    "computes something else than the model")
+        layer = self.failed_layer
+        if layer is not None:
+            fused = ("" if len(layer.keras_layers) < 2 else
+                     f"Keras layers {' > '.join(layer.keras_layers)}, ")
+            return (f"layer {layer.layer!r} ({fused}converted operators "
+                    f"{' > '.join(layer.operators)}, tensor {layer.tensor!r}) differs from "
+                    f"Keras by up to {layer.max_abs_diff:.3g} on sample {layer.worst_sample}, "
+                    f"over its tolerance {layer.tolerance:.3g} (= {self.atol:g} + {self.rtol:g} "
+                    f"x its scale {layer.scale:.3g}) in "
+                    f"{layer.elements_over - layer.elements_excused} value(s) of "
+                    f"{layer.samples_over} sample(s)")
+        if (self.min_top1 is not None and self.top1_agreement is not None
+                and self.top1_agreement < self.min_top1):
+            return (f"every layer is within its tolerance but the end-to-end top-1 agreement "
+                    f"{self.top1_agreement:.1%} is under {self.min_top1:.0%}")
+        return None
 
     @property
     def ok(self):
-        def met(share, minimum):
-            return round((1 - share) * self.samples) <= misses_allowed(minimum, self.samples)
-
-        top1_ok = (self.min_top1 is None or self.top1_agreement is None
-                   or met(self.top1_agreement, self.min_top1))
-        return bool(met(self.samples_within, self.min_within) and top1_ok)
+        return self.failure is None
 
     def to_dict(self):
-        return {"samples": self.samples, "inputs": self.inputs, "compared": self.compared,
-                "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
-                "reference_max_abs": self.reference_max_abs, "tolerance": self.tolerance,
-                "samples_within": self.samples_within, "min_within": self.min_within,
-                "top1_agreement": self.top1_agreement, "min_top1": self.min_top1,
-                "keras_accuracy": self.keras_accuracy, "tflite_accuracy": self.tflite_accuracy,
-                "atol": self.atol, "rtol": self.rtol, "strict_tolerance": self.strict_tolerance,
-                "rounding_floor": self.rounding_floor, "strict_within": self.strict_within,
-                "tie_samples": self.tie_samples, "tie_excused": self.tie_excused,
-                "ok": self.ok}
+        failed = self.failed_layer
+        return {"samples": self.samples, "inputs": self.inputs, "ok": self.ok,
+                "failure": self.failure, "failed_layer": None if failed is None else failed.layer,
+                "atol": self.atol, "rtol": self.rtol,
+                "end_to_end": {
+                    "compared": self.compared, "max_abs_diff": self.max_abs_diff,
+                    "mean_abs_diff": self.mean_abs_diff,
+                    "reference_max_abs": self.reference_max_abs,
+                    "top1_agreement": self.top1_agreement, "min_top1": self.min_top1,
+                    "keras_accuracy": self.keras_accuracy,
+                    "tflite_accuracy": self.tflite_accuracy,
+                    "keras_nonfinite": self.keras_nonfinite,
+                    "tflite_nonfinite": self.tflite_nonfinite},
+                "layers": [layer.to_dict() for layer in self.layers]}
 
     def summary(self):
-        parts = [f"{self.compared}: {self.samples_within:.1%} of samples within "
-                 f"{self.tolerance:.3g} (max |diff| {self.max_abs_diff:.3g}, mean "
-                 f"{self.mean_abs_diff:.3g}, max |Keras| {self.reference_max_abs:.3g})"]
-        if self.rounding_floor is not None:
-            parts[0] += (f" = strict {self.strict_tolerance:.3g} ({self.strict_within:.1%} "
-                         f"within) + {FLOOR_FACTOR} x rounding floor {self.rounding_floor:.3g} "
-                         "(the .tflite without XNNPACK differs from itself by up to that)")
-        if self.tie_samples is not None:
-            parts[0] += (f"; {self.tie_excused} sample(s) over it excused: {self.tie_samples} "
-                         "have a k-bit activation on a rounding threshold up to float "
-                         "rounding, which either model may round either way, and each "
-                         f"excused one is within it plus {FLOOR_FACTOR} x what crossing its "
-                         "ties does in Keras")
+        over = sum(not layer.ok for layer in self.layers)
+        excused = sum(layer.elements_excused for layer in self.layers)
+        parts = [(f"{len(self.layers)} layers run on their Keras inputs, {over} over their "
+                  f"tolerance ({self.atol:g} + {self.rtol:g} x each layer's max |Keras output|)")]
+        if excused:
+            parts[0] += (f"; {excused} value(s) excused (a quantizer input on its threshold up "
+                         "to rounding, each within what crossing it changes)")
+        parts.append(f"end to end, {self.compared}: max |diff| {self.max_abs_diff:.3g} (mean "
+                     f"{self.mean_abs_diff:.3g}, max |Keras| {self.reference_max_abs:.3g})")
         if self.top1_agreement is not None:
             parts.append(f"top-1 agreement {self.top1_agreement:.1%}")
         if self.keras_accuracy is not None:
             parts.append(f"accuracy Keras {self.keras_accuracy:.2%}, TFLite "
                          f"{self.tflite_accuracy:.2%}")
-        needs = [f"{self.min_within:.0%} of samples within (all but "
-                 f"{misses_allowed(self.min_within, self.samples)} of {self.samples})"]
-        if self.min_top1 is not None and self.top1_agreement is not None:
-            needs.append(f"top-1 agreement >= {self.min_top1:.0%}")
-        verdict = "OK" if self.ok else f"FAILED (needs {' and '.join(needs)})"
+        verdict = "OK" if self.ok else f"FAILED: {self.failure}"
         return f"{', '.join(parts)} on {self.samples} samples ({self.inputs}): {verdict}"
 
+    def layer_table(self, count=TABLE_LAYERS):
+        """The ``count`` layers nearest to (or furthest over) their tolerance, as a table."""
+        worst = sorted(self.layers, reverse=True, key=lambda layer: (
+            not layer.finite, layer.max_abs_diff / layer.tolerance if layer.tolerance else 0.0))
+        rows = [["layer", "converted operators", "max |diff|", "tolerance", "values over",
+                 "worst sample", "status"]]
+        for layer in worst[:count]:
+            operators = " > ".join(layer.operators)
+            rows.append([layer.layer, operators if len(operators) <= 40 else operators[:37] + "...",
+                         f"{layer.max_abs_diff:.3g}", f"{layer.tolerance:.3g}",
+                         layer.elements_over - layer.elements_excused, layer.worst_sample,
+                         "ok" if layer.ok else "FAILED"])
+        return AsciiTable(rows, f"Worst layers (of {len(self.layers)})").table
 
-def misses_allowed(minimum, samples):
-    """How many of ``samples`` may miss when a share ``minimum`` must pass: the
-    ``(1 - minimum)`` share, rounded down, and at least one unless ``minimum`` is 100 %."""
-    allowed = math.floor((1 - minimum) * samples + 1e-9)
-    return allowed if minimum >= 1 else max(1, allowed)
+    def __str__(self):
+        return self.summary() + ("\n" + self.layer_table() if self.layers else "")
 
 
 def float_equivalent_bytes(graph, size_bytes):
@@ -290,6 +364,8 @@ class ConversionReport:
         notes = list(self.notes)
         if self.bit_plane_layers:
             notes.append("k-bit activations as bit planes: " + ", ".join(self.bit_plane_layers))
+        if self.parity is not None and self.parity.layers:
+            sections.append(self.parity.layer_table())
         sections += [f"note: {note}" for note in notes]
         return "\n".join(sections)
 

@@ -1,6 +1,7 @@
 """Parity with real data: a trained MNIST LeNet whose one logit bias is shifted by +2 must
-fail against the original .tflite (real MNIST images, synthetic inputs, every data form
-and the command line), the original must pass, and the report says what was compared."""
+fail against the original .tflite, naming its logits layer (real MNIST images, synthetic
+inputs, every data form and the command line), the original must pass, and the report
+says what was compared; a NaN on either side fails with its own message."""
 
 import json
 import pathlib
@@ -11,7 +12,7 @@ import tensorflow as tf
 from horq_keras.converters import convert, verify
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
 from horq_keras.converters.parity_data import ParityData, parity_data
-from horq_keras.converters.report import Parity, misses_allowed
+from horq_keras.converters.report import LayerParity, Parity
 from horq_keras.tflite.runner import run_tflite
 
 from horq_keras.cli import main as cli_main
@@ -52,7 +53,9 @@ def test_real_data_passes_with_accuracy(trained):
     assert result.samples == SAMPLES and result.inputs == "given (inputs, labels)"
     assert result.keras_accuracy > 0.8
     assert abs(result.keras_accuracy - result.tflite_accuracy) <= 0.01
-    assert result.samples_within >= 0.99 and result.top1_agreement >= 0.99
+    assert result.top1_agreement >= 0.99 and result.failure is None
+    assert len(result.layers) >= 5 and all(layer.ok for layer in result.layers)
+    assert result.layers[-1].layer in ("logits_float", "softmax")
 
 
 @pytest.mark.parametrize("form", ["tuple", "array", "dataset", "synthetic"])
@@ -63,12 +66,13 @@ def test_shifted_bias_fails(trained, form):
     result = verify(trained["perturbed"], trained["paths"]["model.tflite"], data=data)
     assert not result.ok and "FAILED" in result.summary()
     assert result.max_abs_diff == pytest.approx(2.0, abs=0.05)
-    assert result.samples_within < 0.5
-    # The strict check failed, so the rounding floor was measured: this LeNet's float
-    # rounding moves its logits by far less than the shifted bias, which stays a failure.
-    assert result.rounding_floor is not None and result.rounding_floor < 1e-3
-    assert result.strict_within == result.samples_within
-    assert "rounding floor" in result.summary()
+    # Every layer before the logits computes what Keras computes; the logits layer is
+    # the first over its tolerance, by the shifted bias.
+    failed = result.failed_layer
+    assert failed.layer == "logits_float" and failed.operators[-1] == "FULLY_CONNECTED"
+    assert failed.max_abs_diff == pytest.approx(2.0, abs=1e-4)
+    assert all(layer.ok for layer in result.layers[:result.layers.index(failed)])
+    assert "layer 'logits_float'" in result.failure and "FULLY_CONNECTED" in result.failure
     if form == "dataset":
         assert result.samples == SAMPLES and result.keras_accuracy is not None
     if form == "synthetic":
@@ -92,17 +96,20 @@ def test_cli_real_data(trained, capsys, tmp_path):
                        f"idx:{MNIST}", "--samples", "200", "--report", str(report), "--quiet"])
     out = capsys.readouterr().out
     assert status == 1 and "FAILED" in out and f"validation split of idx:{MNIST}" in out
+    assert "Worst layers" in out and "logits_float" in out
     saved = json.loads(report.read_text())
     assert saved["ok"] is False and saved["samples"] == 200
-    assert saved["keras_accuracy"] is not None and saved["compared"] == "pre-softmax logits"
-    assert saved["rounding_floor"] < 1e-3 and saved["strict_within"] == saved["samples_within"]
+    assert saved["failed_layer"] == "logits_float" and "logits_float" in saved["failure"]
+    end_to_end = saved["end_to_end"]
+    assert end_to_end["keras_accuracy"] is not None
+    assert end_to_end["compared"] == "pre-softmax logits"
+    assert next(layer["layer"] for layer in saved["layers"] if not layer["ok"]) == "logits_float"
+    assert all({"max_abs_diff", "tolerance", "operators", "worst_sample"} <= set(layer)
+               for layer in saved["layers"])
 
-    status = cli_main(["verify", paths["bias.h5"], paths["model.tflite"], "--data",
-                       f"idx:{MNIST}", "--samples", "50", "--report", str(report), "--quiet",
-                       "--no-rounding-floor"])
-    out = capsys.readouterr().out
-    assert status == 1 and "rounding floor" not in out
-    assert json.loads(report.read_text())["rounding_floor"] is None
+    with pytest.raises(SystemExit):  # the self-measured rounding floor is gone
+        cli_main(["verify", paths["bias.h5"], paths["model.tflite"], "--no-rounding-floor"])
+    assert "unrecognized arguments: --no-rounding-floor" in capsys.readouterr().err
 
     np.save(tmp_path / "x.npy", trained["x"][:50])
     np.save(tmp_path / "y.npy", trained["y"][:50])
@@ -172,81 +179,60 @@ def test_logits_of_a_dense_softmax(tmp_path):
     assert flatbuffer_logits(lce.convert_keras_model(no_softmax)) is None
 
 
-@pytest.mark.parametrize("minimum, samples, allowed", [
-    (0.99, 32, 1), (0.99, 300, 3), (0.9, 32, 3), (1.0, 32, 0), (0.5, 1, 1)])
-def test_a_share_under_all_tolerates_one_sample(minimum, samples, allowed):
-    assert misses_allowed(minimum, samples) == allowed
-
-    def parity(within, top1):
-        return Parity(samples=samples, max_abs_diff=1.0, mean_abs_diff=0.1,
-                      reference_max_abs=2.0, samples_within=within / samples,
-                      top1_agreement=top1 / samples, min_within=minimum, min_top1=minimum)
-
-    assert parity(samples - allowed, samples).ok
-    assert parity(samples, samples - allowed).ok
-    if allowed < samples:
-        assert not parity(samples - allowed - 1, samples).ok
-        assert not parity(samples, samples - allowed - 1).ok
+def _layer(name, diff, tolerance=1e-3, **nonfinite):
+    return LayerParity(layer=name, keras_layers=(name,), tensor=f"model/{name}",
+                       operators=("ADD",), samples=4, max_abs_diff=diff,
+                       mean_abs_diff=diff / 2, worst_sample=1, scale=1.0, tolerance=tolerance, elements_over=int(diff > tolerance),
+                       samples_over=int(diff > tolerance), **nonfinite)
 
 
-class _Runs:
-    """Stands in for the interpreter: the XNNPACK run gives ``actual``, the run without
-    XNNPACK ``actual + floor`` on the first sample's first logit."""
+@pytest.mark.parametrize("layers, top1, failure", [
+    ([_layer("a", 1e-4), _layer("b", 1e-4)], 1.0, None),
+    ([_layer("a", 1e-4), _layer("b", 0.5), _layer("c", 0.7)], 1.0, "layer 'b'"),
+    ([_layer("a", 1e-4, keras_nonfinite=3)], 1.0, "Keras layer 'a' outputs 3 NaN"),
+    ([_layer("a", 1e-4, tflite_nonfinite=2)], 1.0, "of layer 'a' output 2 NaN"),
+    ([_layer("a", 1e-4)], 0.5, "top-1 agreement 50.0% is under 90%"),
+    ([], 1.0, "no Keras layer output was found"),
+])
+def test_the_verdict_comes_from_the_first_failing_layer(layers, top1, failure):
+    result = Parity(samples=4, max_abs_diff=0.1, mean_abs_diff=0.01, reference_max_abs=2.0,
+                    layers=layers, top1_agreement=top1)
+    assert result.ok == (failure is None)
+    if failure is None:
+        assert result.failure is None and result.summary().endswith(": OK")
+    else:
+        assert failure in result.failure and failure in result.summary()
+        assert result.to_dict()["failure"] == result.failure
+    if "layer 'b'" in (failure or ""):
+        assert result.failed_layer.layer == "b" and result.to_dict()["failed_layer"] == "b"
+        assert "up to 0.5 on sample 1" in result.failure
+        table = result.layer_table(2)
+        assert table.index("| c ") < table.index("| b ") and "| a " not in table  # worst first
 
-    def __init__(self, actual, floor):
-        self.actual, self.floor, self.options = actual, floor, []
 
-    def __call__(self, flatbuffer, inputs, *, options=None, **kwargs):
-        self.options.append(options)
-        if options is None or options.use_xnnpack:
-            return [self.actual]
-        other = self.actual.copy()
-        other[0, 0] += self.floor
-        return [other]
+def test_end_to_end_nan_fails_with_its_own_message():
+    result = Parity(samples=4, max_abs_diff=0.0, mean_abs_diff=0.0, reference_max_abs=1.0,
+                    layers=[_layer("a", 0.0)], tflite_nonfinite=4, compared="pre-softmax logits")
+    assert not result.ok
+    assert "the converted model's pre-softmax logits hold 4 NaN" in result.failure
 
 
-@pytest.mark.parametrize("floor, ok", [(0.3, True), (0.05, False)])
-def test_rounding_floor_widens_a_failing_check(trained, monkeypatch, floor, ok):
-    """Keras vs the .tflite differ by 0.5 on 20 % of the samples: strict parity fails;
-    with a rounding floor of 0.3 the tolerance grows by 0.6 and the check passes, with
-    0.05 it still fails."""
-    from horq_keras.converters import verification
-
-    x = trained["x"][:50]
-    keras_model = keras_logits(tf.keras.models.load_model(trained["paths"]["model.h5"]))
-    expected = keras_model.predict(x, verbose=0)
-    actual, rows = expected.copy(), np.arange(0, len(x), 5)
-    actual[rows, np.argmax(expected[rows], 1)] += 0.5  # top-1 kept
-    runs = _Runs(actual, floor)
-    monkeypatch.setattr(verification, "run_tflite", runs)
-    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
+@pytest.mark.parametrize("where", ["kernel", "inputs"])
+def test_nan_kernel_or_nan_inputs_fail(trained, tmp_path, where):
+    """A NaN kernel in the Keras model (the .tflite is the trained one), or all-NaN inputs:
+    no layer can be compared, and the check fails saying so."""
     model = tf.keras.models.load_model(trained["paths"]["model.h5"])
-    result = verification.parity(model, b"tflite", x)
-    assert [o.use_xnnpack for o in runs.options[1:]] == [False]  # one extra run
-    assert result.strict_within == pytest.approx(0.8)
-    # The floor is added to float32 logits: exact up to float32 rounding.
-    assert result.rounding_floor == pytest.approx(floor, abs=1e-6)
-    assert result.tolerance == pytest.approx(result.strict_tolerance + 2 * floor, abs=2e-6)
-    assert result.samples_within == pytest.approx(1.0 if ok else 0.8)
-    assert result.ok == ok and result.top1_agreement == 1.0
-    assert result.to_dict()["rounding_floor"] == pytest.approx(floor, abs=1e-6)
-
-    runs.options.clear()
-    strict = verification.parity(model, b"tflite", x, rounding_floor=False)
-    assert not strict.ok and strict.rounding_floor is None and len(runs.options) == 1
-
-
-def test_rounding_floor_is_not_measured_when_the_check_passes(trained, monkeypatch):
-    from horq_keras.converters import verification
-
-    x = trained["x"][:20]
-    model = tf.keras.models.load_model(trained["paths"]["model.h5"])
-    runs = _Runs(keras_logits(model).predict(x, verbose=0), 1.0)
-    monkeypatch.setattr(verification, "run_tflite", runs)
-    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
-    result = verification.parity(model, b"tflite", x)
-    assert result.ok and result.rounding_floor is None and len(runs.options) == 1
-    assert "rounding floor" not in result.summary()
+    x = trained["x"][:8].copy()
+    if where == "kernel":
+        layer = model.get_layer("logits_float")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([np.full_like(kernel, np.nan), bias])
+    else:
+        x[:] = np.nan
+    result = verify(model, trained["paths"]["model.tflite"], data=x)
+    assert not result.ok and "NaN or infinite" in result.failure
+    if where == "kernel":
+        assert "'logits_float'" in result.failure
 
 
 def _kbit_model():
@@ -263,96 +249,13 @@ def _kbit_model():
     return tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
 
 
-def _tie_inputs(samples=10, ties=(0, 1)):
-    """Pixels at u = 3x in [0.75, 0.9], away from the thresholds 0.5, 1.5, 2.5 of a 2-bit
-    activation; samples ``ties`` get one pixel at x = 1/6 (u = 0.5 up to float32)."""
-    x = np.random.default_rng(0).uniform(0.25, 0.3, (samples, 4, 4, 1)).astype(np.float32)
-    x[list(ties), 1, 2, 0] = np.float32(1 / 6)
-    return x
-
-
-def test_near_ties_against_the_thresholds():
-    from horq_keras.converters.ties import TIE_EPSILON, near_ties
-
-    two_bit = np.array([[1.5 / 3 + 1e-7], [0.5 / 3 + 1e-4], [2.0], [-1.0], [2.5 / 3 - 1e-7]])
-    assert near_ties([two_bit], [(2, 1.0)]).tolist() == [True, False, False, False, True]
-    # 3 bits, clip 2: thresholds at x = 2 (i + 1/2) / 7; u = 3.5 at x = 1.
-    three_bit = np.array([[0.3, 1.0], [0.3, 1.0 + 2 * TIE_EPSILON / 7], [0.3, 0.3]])
-    assert near_ties([three_bit], [(3, 2.0)]).tolist() == [True, False, False]
-    # A sample ties when any quantizer's input does.
-    assert near_ties([two_bit[:3], three_bit], [(2, 1.0), (3, 2.0)]).tolist() == [
-        True, False, False]
-
-
-def test_tie_probe_reads_the_kbit_inputs(trained):
-    from horq_keras.converters.ties import tie_probe
-
-    probe, specs = tie_probe(_kbit_model())
-    x = _tie_inputs()
-    assert specs == [(2, 1.0)]
-    np.testing.assert_array_equal(probe(x).numpy(), x)  # the quantizer reads the image
-    assert tie_probe(tf.keras.models.load_model(trained["paths"]["model.h5"])) is None
-
-
-def test_nudged_crosses_only_the_thresholds_it_sits_on():
-    """Moving every 2-bit input by +-epsilon levels changes exactly the samples with a
-    tie (their pixel at u = 0.5 rounds to level 1 up, stays at 0 down), in NumPy terms."""
-    from horq_keras.converters.ties import nudged
-
-    model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
-    conv = model.layers[1]
-    plain = keras_logits(model).predict(x, verbose=0)
-    up = keras_logits(nudged(model, 1)).predict(x, verbose=0)
-    down = keras_logits(nudged(model, -1)).predict(x, verbose=0)
-    np.testing.assert_array_equal(down, plain)
-    np.testing.assert_array_equal(up[2:], plain[2:])
-    # Reference: the tie pixel at level 1 (1/3) instead of 0, through the same weights.
-    levels = np.round(np.clip(x, 0, 1) * 3) / 3
-    levels[[0, 1], 1, 2, 0] = 1 / 3
-    kernel = np.sign(conv.get_weights()[0])[0, 0]  # (1, 2)
-    dense_kernel, dense_bias = model.layers[3].get_weights()
-    reference = (levels.reshape(10, 16, 1) @ kernel).reshape(10, -1) @ dense_kernel + dense_bias
-    np.testing.assert_allclose(up[:2], reference[:2], atol=1e-5)
-    assert np.abs(up[:2] - plain[:2]).max() > 0.01
-
-
-@pytest.mark.parametrize("case, excused", [("ties flipped", 2), ("others moved", 0),
-                                           ("ties moved far", 0)])
-def test_samples_on_a_kbit_threshold_are_excused(monkeypatch, case, excused):
-    """Two of 10 samples have a 2-bit input on a rounding threshold. The .tflite rounds
-    those ties the other way (its logits are Keras' with the ties crossed): excused. The
-    .tflite differs by 0.5 on two other samples, or by 50 on the tied ones (beyond what
-    crossing a tie does): not excused."""
-    from horq_keras.converters import verification
-    from horq_keras.converters.ties import nudged
-
-    model, x = _kbit_model(), _tie_inputs(ties=(0, 1))
-    expected = keras_logits(model).predict(x, verbose=0)
-    actual = expected.copy()
-    if case == "ties flipped":
-        actual[:2] = keras_logits(nudged(model, 1)).predict(x[:2], verbose=0)
-    else:
-        rows = [2, 3] if case == "others moved" else [0, 1]
-        actual[rows, np.argmax(expected[rows], 1)] += 0.5 if case == "others moved" else 50
-    monkeypatch.setattr(verification, "run_tflite", _Runs(actual, 0.0))
-    monkeypatch.setattr(verification, "flatbuffer_logits", lambda flatbuffer: flatbuffer)
-    result = verification.parity(model, b"tflite", x)
-    assert result.strict_within == pytest.approx(0.8) and result.rounding_floor == 0.0
-    assert result.tie_samples == 2 and result.tie_excused == excused
-    assert result.samples_within == pytest.approx(0.8 + excused / 10)
-    assert result.ok == (excused == 2)
-    assert result.to_dict()["tie_excused"] == excused
-    assert f"{excused} sample(s) over it excused" in result.summary()
-    strict = verification.parity(model, b"tflite", x, rounding_floor=False)
-    assert not strict.ok and strict.tie_samples is None
-
-
 def test_logits_of_a_model_sharing_its_softmax():
     """The bit-plane rewrite clones the model around its layers, so the clone's softmax
     layer is the original's: its logits are the clone's own call of that layer."""
     from horq_keras.converters.conversion import deployable
 
-    model, x = _kbit_model(), _tie_inputs(ties=())
+    model = _kbit_model()
+    x = np.random.default_rng(0).uniform(0.25, 0.3, (10, 4, 4, 1)).astype(np.float32)
     deployed = deployable(model)[0]
     assert deployed.layers[-1] is model.layers[-1]
     np.testing.assert_allclose(keras_logits(deployed).predict(x, verbose=0),

@@ -57,14 +57,14 @@ def test_trains_and_converts_with_parity(name, sources, tmp_path):
     out = tmp_path / name
     argv = ["train", "--model", name, *[a for arg in model_args for a in ("--model-arg", arg)],
             *sources[source], "--epochs", "1", "--batch-size", "32",
-            "--limit-test", "32", "--output-dir", str(out), "--no-rounding-floor"]
+            "--limit-test", "32", "--output-dir", str(out)]
     rtol = 2e-3 if name == "horq_lenet" else None  # the parity tolerance reaches convert
     assert main(argv + (["--rtol", str(rtol)] if rtol else [])) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["converted"] and report["parity_ok"]
-    assert report["conversion"]["parity"]["rtol"] == (rtol or 1e-3)
+    assert report["conversion"]["parity"]["rtol"] == (rtol or 1e-5)
     assert report["conversion"]["parity"]["samples"] == 32
-    assert report["conversion"]["parity"]["rounding_floor"] is None  # strict parity held
+    assert report["conversion"]["parity"]["failed_layer"] is None  # every layer held
     assert report["op_counts"]["LceBconv2d"] >= 1
     assert (out / "model.tflite").stat().st_size > 0
     assert report["config"]["num_classes"] == 10

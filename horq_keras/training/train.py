@@ -321,8 +321,7 @@ def convert_and_verify(plan, model, val_set):
     try:
         report = convert(model, plan.rundir.staging / "model.tflite",
                          verify_data=_verify_batches(plan, val_set), atol=plan.args.atol,
-                         rtol=plan.args.rtol, rounding_floor=plan.args.rounding_floor,
-                         progress=True)
+                         rtol=plan.args.rtol, progress=True)
     except RuntimeError as error:
         return None, fail("train", f"conversion failed: {error}", CONVERSION_FAILED)
     print(report)
