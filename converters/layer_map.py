@@ -5,8 +5,10 @@ say which tensor is which layer's output. Values can: :func:`map_layers` runs th
 flatbuffer on a few probe samples with every float tensor of a layer's shape as an
 output (:func:`horq_keras.tflite.taps.tapped`), in rounds. Each round feeds the tensors
 mapped so far with their Keras values and pairs each other tensor with the Keras layer
-output it matches to rounding (:data:`EXACT`; the later layer when several layers
-compute the same values, so a tensor is named after where its value is final). The
+output it matches to rounding (:data:`EXACT`) on the most probe samples: a residual
+block whose branch outputs zeros on one sample equals its shortcut there, so a match on
+some samples only loses to one on all of them. On a tie the later layer wins, so a
+tensor is named after where its value is final. The
 graph's outputs are the model's outputs. When a round finds nothing new and the
 outputs do not match yet, a wrong value sits in between (in the model or the .tflite):
 the first tensor no mapped tensor is computed from that matches a layer within
@@ -38,7 +40,7 @@ EXACT = 1e-4
 #: loose pair never makes a correct conversion fail; it names where the error starts.
 MATCH = 1.0
 #: Samples the mapping is measured on.
-PROBES = 4
+PROBES = 8
 
 
 @dataclass(frozen=True)
@@ -96,29 +98,43 @@ def _candidates(graph, shapes):
             and tuple(t.shape[1:]) in shapes]
 
 
-def _relative(actual, expected):
-    """Relative mean difference per probe sample, the smallest: a sign that flips end to
-    end in one sample does not hide a match that the others show. A sample where the
-    layer outputs only zeros tells nothing (any zero tensor would match it); infinite
-    when every sample does."""
+def _per_sample(actual, expected):
+    """Relative mean difference of each probe sample; infinite on a sample where the
+    layer outputs only zeros, which tells nothing (any zero tensor would match it)."""
     errors = []
     for a, e in zip(actual, expected):
         scale = float(np.mean(np.abs(e)))
-        if scale > 0:
-            errors.append(float(np.mean(np.abs(a.astype(np.float64) - e))) / scale)
-    return min(errors, default=np.inf)
+        errors.append(float(np.mean(np.abs(a.astype(np.float64) - e))) / scale
+                      if scale > 0 else np.inf)
+    return np.asarray(errors)
+
+
+def _relative(actual, expected):
+    """The smallest relative mean difference over the probe samples: a sign that flips
+    end to end in one sample does not hide a match that the others show."""
+    return float(np.min(_per_sample(actual, expected), initial=np.inf))
+
+
+def _rank(match):
+    """Sort key of a ``(samples matched, relative difference, layer position)`` match:
+    the most samples within :data:`EXACT`, then the smallest difference, then the later
+    layer."""
+    matched, error, position = match
+    return -matched, error, -position
 
 
 def _best_layers(candidates, values, keras_outputs, shapes):
-    """``{tensor: (relative difference, layer position)}``: each tensor's best match,
-    the later layer on a tie."""
+    """``{tensor: (samples matched, relative difference, layer position)}``: each
+    tensor's best match by :func:`_rank`."""
     best = {}
     for tensor, value in zip(candidates, values):
-        errors = [(_relative(value, keras_outputs[p]), -p) for p in shapes[value.shape[1:]]
-                  if np.all(np.isfinite(keras_outputs[p]))]
-        if errors:
-            error, position = min(errors)
-            best[tensor] = (error, -position)
+        matches = []
+        for p in shapes[value.shape[1:]]:
+            if np.all(np.isfinite(keras_outputs[p])):
+                errors = _per_sample(value, keras_outputs[p])
+                matches.append((int(np.sum(errors <= EXACT)), float(np.min(errors)), p))
+        if matches:
+            best[tensor] = min(matches, key=_rank)
     return best
 
 
@@ -193,8 +209,10 @@ def map_layers(model, flatbuffer, inputs, keras_outputs, names, *, source="the c
                  if t in owner and _relative(value, keras_outputs[owner[t]]) <= EXACT}
         best = {t: match for t, match in best.items() if t not in owner}
         taken = {}
-        for tensor, (error, position) in best.items():
-            if error <= EXACT and (position not in taken or error < best[taken[position]][0]):
+        for tensor, match in best.items():
+            position = match[2]
+            if match[0] and (position not in taken
+                             or _rank(match) < _rank(best[taken[position]])):
                 taken[position] = tensor
         fresh = {tensor: position for position, tensor in taken.items()
                  if position not in owner.values()}
@@ -224,7 +242,7 @@ def _loose(graph, best, owner, exact):
         inside |= converted_group(graph, tensor, set(owner))[1]
     order = {t.index: op.index for op in graph.operators for t in op.outputs if t is not None}
     for tensor in sorted(best, key=order.get):
-        error, position = best[tensor]
+        _, error, position = best[tensor]
         if tensor not in inside and error <= MATCH and position not in owner.values():
             return {tensor: position}
     return {}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from horq_keras.converters import convert, horq_export
+from horq_keras.converters import batchnorm_fold, convert
 from horq_keras.converters.conversion import convert_to_flatbuffer, deployable
 from horq_keras.converters.verification import parity
 from horq_keras.groupnet import BranchScales, groupnet_resnet
@@ -131,7 +131,7 @@ def test_a_fold_that_drops_one_shift_fails_and_names_its_layer(trained, monkeypa
     _, model, _, x = trained
     if not deployable(model)[3]:
         pytest.skip("no batch norm of this model folds into a HORQ convolution")
-    affine = horq_export._batch_norm_affine
+    affine = batchnorm_fold._batch_norm_affine
     dropped = []
 
     def drop_first_shift(batch_norm):
@@ -142,7 +142,7 @@ def test_a_fold_that_drops_one_shift_fails_and_names_its_layer(trained, monkeypa
             shift[np.argmax(np.abs(shift))] = 0.0
         return scale, shift
 
-    monkeypatch.setattr(horq_export, "_batch_norm_affine", drop_first_shift)
+    monkeypatch.setattr(batchnorm_fold, "_batch_norm_affine", drop_first_shift)
     report = convert(model, tmp_path / "model.tflite", verify_data=x)
     assert dropped and not report.parity.ok
     # The batch norm lives in the HORQ layer it folds into: either may be named.

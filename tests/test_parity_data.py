@@ -272,7 +272,7 @@ def test_cli_verifies_on_the_data_train_reads(trained, capsys, tmp_path):
     out = capsys.readouterr().out
     assert status == 0, out
     assert f"validation split of folder:{folder}, first 40 samples" in out
-    assert json.loads((tmp_path / "f.json").read_text())["keras_accuracy"] > 0.5
+    assert json.loads((tmp_path / "f.json").read_text())["end_to_end"]["keras_accuracy"] > 0.5
 
     idx = tmp_path / "idx"  # IDX data that is not MNIST: its checksums differ
     idx.mkdir()
