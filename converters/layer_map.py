@@ -72,9 +72,10 @@ def layer_inputs(model):
     return inbound
 
 
-def keras_taps(model):
+def keras_taps(model, extra=()):
     """``(names, tap model)``: the top-level layers of ``model`` called once in it, with
-    one float output (input layers excluded), and a model returning all their outputs."""
+    one float output (input layers excluded), and a model returning all their outputs,
+    then the ``extra`` tensors of ``model``'s graph."""
     names, outputs = [], []
     for layer in model.layers:
         call = _only_call(model, layer)
@@ -87,7 +88,7 @@ def keras_taps(model):
             continue
         names.append(layer.name)
         outputs.append(output)
-    return names, tf.keras.Model(model.inputs, outputs, name=f"{model.name}_taps")
+    return names, tf.keras.Model(model.inputs, outputs + list(extra), name=f"{model.name}_taps")
 
 
 def _candidates(graph, shapes):

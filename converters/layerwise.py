@@ -25,7 +25,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from horq_keras.converters.keras_outputs import keras_outputs
+from horq_keras.converters.keras_outputs import keras_outputs, traced
 from horq_keras.converters.layer_map import (
     PROBES,
     converted_group,
@@ -75,23 +75,25 @@ def _reach(group, inbound, known):
     return reach if reach.quantized and reads - names <= known else None
 
 
-def layer_parity(model, flatbuffer, inputs, *, atol, rtol, source="the converted model",
-                 progress=False):
-    """One :class:`~.report.LayerParity` per Keras layer of ``model`` whose output the
-    converted ``flatbuffer`` holds, in the converted graph's order.
+def layer_parity(model, flatbuffer, inputs, *, atol, rtol, outputs=(),
+                 source="the converted model", progress=False):
+    """``(layers, values)``: one :class:`~.report.LayerParity` per Keras layer of ``model``
+    whose output the converted ``flatbuffer`` holds, in the converted graph's order, and
+    the Keras values of ``outputs`` (tensors of ``model``'s graph, such as its pre-softmax
+    logits) on ``inputs``, computed in the same Keras run as the layers'.
 
     ``inputs``: the samples (one array per model input); ``atol``/``rtol``: each
     layer's tolerance ``atol + rtol * max|Keras output|`` (the largest on the probe
     samples).
     """
-    names, taps = keras_taps(model)
-    if not names:
-        return []
+    names, taps = keras_taps(model, outputs)
+    run = traced(taps)
     probe = [x[:PROBES] for x in inputs]
-    layer_map = map_layers(model, flatbuffer, probe, keras_outputs(taps, probe), names,
-                           source=source)
-    if not layer_map.tensors:
-        return []
+    layer_map = map_layers(model, flatbuffer, probe,
+                           keras_outputs(taps, probe, call=run)[:len(names)], names,
+                           source=source) if names else None
+    if layer_map is None or not layer_map.tensors:
+        return [], keras_outputs(taps, inputs, call=run)[len(names):]
     graph = read_graph(flatbuffer)
     mapped = set(layer_map.tensors)
     read = {t.index for op in graph.operators for t in op.inputs if t is not None}
@@ -110,9 +112,11 @@ def layer_parity(model, flatbuffer, inputs, *, atol, rtol, source="the converted
     chunk = max(1, CHUNK_BYTES // max(per_sample, 1))
     count = len(inputs[0])
     stats = [_Stats() for _ in layer_map.tensors]
+    kept = []
     for start in range(0, count, chunk):
         part = [x[start:start + chunk] for x in inputs]
-        expected = keras_outputs(taps, part)
+        expected = keras_outputs(taps, part, call=run)
+        kept.append(expected[len(names):])
         by_layer = {name: expected[position[name]] for name in layer_map.layers}
         feeds = [by_layer[layer_map.layers[layer_map.tensors.index(t)]] for t in fed]
         actual = run_tflite(runnable, [*part, *feeds], isolate=False, source=source,
@@ -121,12 +125,13 @@ def layer_parity(model, flatbuffer, inputs, *, atol, rtol, source="the converted
         for i, (layer, tolerance) in enumerate(zip(layer_map.layers, tolerances)):
             reach = None if reaches[i] is None else functools.partial(reaches[i], values)
             stats[i].add(actual[i], by_layer[layer], tolerance, start, reach)
-    return [
+    layers = [
         stats[i].result(layer, tuple(k.name for k in keras_groups[layer]),
                         graph.tensors[tensor].name, groups[tensor], scale, tolerance, count)
         for i, (tensor, layer, scale, tolerance) in enumerate(
             zip(layer_map.tensors, layer_map.layers, layer_map.scales, tolerances))
     ]
+    return layers, [np.concatenate(parts) for parts in zip(*kept)]
 
 
 class _Stats:

@@ -19,7 +19,6 @@ caller.
 
 import numpy as np
 
-from horq_keras.converters.keras_outputs import keras_outputs
 from horq_keras.converters.layerwise import LAYER_TOLERANCES, layer_parity
 from horq_keras.converters.loading import load_model
 from horq_keras.converters.logits import flatbuffer_logits, keras_logits
@@ -71,19 +70,20 @@ def parity(model, flatbuffer, data=None, *, int8=False, atol=None, rtol=None, mi
     """
     checked = parity_data(model, data, argument=argument)
     keras_model, tflite_model, what = _compared(model, flatbuffer)
-    expected = keras_outputs(keras_model, checked.inputs)
+    atol = LAYER_TOLERANCES[bool(int8)][0] if atol is None else atol
+    rtol = LAYER_TOLERANCES[bool(int8)][1] if rtol is None else rtol
     actual = run_tflite(tflite_model, checked.inputs, progress=progress, source=source)
-    if len(actual) != len(expected) or any(
-        a.shape != e.shape for a, e in zip(actual, expected)
+    if len(actual) != len(keras_model.outputs) or any(
+        a.shape[1:] != tuple(e.shape[1:]) for a, e in zip(actual, keras_model.outputs)
     ):
         raise ValueError(
             f"{source} does not match the Keras model: its outputs have shapes "
-            f"{[a.shape for a in actual]}, the model's {[e.shape for e in expected]}."
+            f"{[a.shape[1:] for a in actual]}, the model's "
+            f"{[tuple(e.shape[1:]) for e in keras_model.outputs]}."
         )
-    atol = LAYER_TOLERANCES[bool(int8)][0] if atol is None else atol
-    rtol = LAYER_TOLERANCES[bool(int8)][1] if rtol is None else rtol
-    layers = layer_parity(model, flatbuffer, checked.inputs, atol=atol, rtol=rtol,
-                          source=source, progress=progress)
+    layers, expected = layer_parity(model, flatbuffer, checked.inputs, atol=atol, rtol=rtol,
+                                    outputs=keras_model.outputs, source=source,
+                                    progress=progress)
     diff = _differences(actual, expected)
     finite = diff[np.isfinite(diff)]
     top1 = None
