@@ -18,8 +18,11 @@ Set-up (once, root): ``scripts/setup_arm_emulation.sh`` (``make arm-setup``). Me
   runtime here. They are **estimated** with this project's NEON kernel
   (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, filters packed 8 output channels
   together, an indirect binary GEMM (pointers to the input rows of each receptive field,
-  no im2col) blocked 2 pixels x 8 channels, ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
-  multiplier/bias and the optional bitpacking fused in the store), cross-compiled and run
+  no im2col) blocked 2 registers x 8 channels (2 pixels, or 4 with 64 channels or fewer:
+  two pixels' words per register), ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
+  multiplier/bias and the optional bitpacking fused in the store; a 1x1 convolution with
+  up to 256 channels keeps a group's filters in registers while the pixels stream past
+  and sums its single step's counts as bytes), cross-compiled and run
   on the same shapes under the same emulator, its output checked against a NumPy
   reference on every shape. It is a stand-in for LCE's hand-written assembly kernels;
   each binary layer's count is set beside an ideal kernel's (see :func:`layer_rows`).
