@@ -1,0 +1,227 @@
+"""The cost model of ``horq-keras search``: per-operator aarch64 instruction counts on the
+emulated Cortex-A72, a linear model fitted to them, and its error against the emulator.
+
+Networks: those of ``benchmarks/arm_emulated.py`` (``--networks``, at the sizes given) and
+MNIST networks of the trainer's registry (``--mnist``: ``MODEL:key=value,...`` specs at
+28x28x1, 10 classes, built with random weights: counts depend on shapes, not weights),
+converted as ``horq_keras.converters.convert`` does (``deployable``, then LCE), and any
+``.tflite`` given with ``--tflite`` (a search's candidates, for example). Every operator
+is counted by ``arm_emulated.measure`` (cached by signature in ``--cache``).
+
+The model (:class:`horq_keras.tflite.arm_cost.CostModel`): per operator group, instructions
+linear in binary MACs, float MACs, bytes read, bytes written and a constant, least squares.
+Its error is measured per network, **leave one network out**: the model fitted to the
+operators of every other network (less those with a signature the held-out network has)
+predicts every operator of the held-out one, and the predicted total is set against the
+counted total. The model fitted to all networks is written to ``--model-output`` (default:
+``horq_keras/tflite/arm_cost_model.json``, the package's default cost model), with the
+errors measured here.
+
+Command and budget: ``python benchmarks/arm_cost_model.py`` (root, after ``make
+arm-setup``). ``--smoke``: two tiny stacks, written to ``--output-dir`` only.
+"""
+
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+import horq_keras  # noqa: F401  (selects Keras 2 for larq before TensorFlow is used)
+import numpy as np
+import tensorflow as tf
+
+import _arm_emulator as emulator
+import arm_emulated
+from _results import base_parser, command_line, markdown_table, parse_smoke_args, write_results
+from horq_keras.converters.conversion import convert_to_flatbuffer, deployable
+from horq_keras.files import atomic_write_text
+from horq_keras.tflite.arm_cost import (
+    DEFAULT_MODEL_PATH, FEATURES, CostModel, operator_features, signature,
+)
+from horq_keras.tflite.graph import read_graph
+from horq_keras.training import registry
+
+NAME = "arm_cost_model"
+#: MNIST networks like the search benchmark's candidates (the Group-Net study's widths).
+MNIST = [
+    *(f"groupnet_resnet18:num_bases={k},activation_bits={a},partition={p},"
+      f"stage_filters=8/16/32/64" for k, a, p in [
+          (1, 1, "v1"), (3, 1, "v1"), (5, 1, "v1"), (3, 1, "layerwise"), (3, 1, "v2"),
+          (1, 2, "v1"), (3, 2, "v1"), (3, 2, "layerwise"), (1, 4, "v1"), (2, 4, "v2")]),
+    *(f"horq_resnet18:order={k},width=8" for k in (1, 2, 3)),
+    "horq_lenet:order=2",
+]
+
+
+def parse_args(argv):
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--networks", nargs="*", default=["stack", "resnet18", "groupnet"],
+                        choices=["stack", "resnet18", "groupnet"],
+                        help="arm_emulated.py's networks (sizes below)")
+    parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--stack-size", type=int, default=14)
+    parser.add_argument("--stack-channels", type=int, default=64)
+    parser.add_argument("--resnet-size", type=int, default=32)
+    parser.add_argument("--groupnet-bases", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--groupnet-bits", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--mnist", nargs="*", default=MNIST,
+                        help="MODEL:key=value,... of the trainer's registry at 28x28x1 "
+                             "('/' separates the integers of a tuple value)")
+    parser.add_argument("--tflite", type=pathlib.Path, nargs="*", default=[],
+                        help="converted models to count and fit to as well")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--cache", default=str(emulator.ARM_ROOT / "counts.json"))
+    parser.add_argument("--model-output", type=pathlib.Path, default=DEFAULT_MODEL_PATH,
+                        help="where the fitted model goes (default: %(default)s)")
+    parser.add_argument("--name", default=NAME)
+    args = parse_smoke_args(parser, argv, {
+        "networks": ["stack"], "orders": [1, 2], "stack_size": 6, "stack_channels": 32,
+        "mnist": [], "model_output": None})
+    args.cache = pathlib.Path(args.cache) if args.cache else None
+    args.beta_forms = ["pixel"]
+    reason = emulator.missing()
+    if reason:
+        parser.error(reason)
+    return args
+
+
+def mnist_flatbuffer(spec):
+    """Convert the registry model ``MODEL:key=value,...`` at 28x28x1 as ``convert`` does."""
+    name, _, pairs = spec.partition(":")
+    pairs = [pair.replace("/", ",") for pair in pairs.split(",") if pair]
+    model = registry.build(name, registry.parse_model_args(name, pairs), input_shape=(28, 28, 1),
+                           num_classes=10)
+    return convert_to_flatbuffer(deployable(model)[0])
+
+
+def networks(args, log):
+    """``{label: flatbuffer}`` of every network."""
+    result = {}
+    for label, builders in arm_emulated.models(args).items():
+        for name, (kind, build) in builders.items():
+            started = time.perf_counter()
+            result[f"{label}: {name}"] = arm_emulated._convert(kind, build)
+            log(f"converted {label}: {name} in {time.perf_counter() - started:.0f} s")
+            tf.keras.backend.clear_session()
+    for spec in args.mnist:
+        started = time.perf_counter()
+        result[f"MNIST {spec}"] = mnist_flatbuffer(spec)
+        log(f"converted MNIST {spec} in {time.perf_counter() - started:.0f} s")
+        tf.keras.backend.clear_session()
+    for path in args.tflite:
+        result[str(path)] = path.read_bytes()
+    return result
+
+
+def samples(flatbuffer, counts):
+    """``[(signature, name, features, count)]`` of every counted operator of a model."""
+    graph = read_graph(flatbuffer)
+    rows = []
+    for op in graph.operators:
+        sig = signature(op, graph)
+        if counts.get(sig) is not None:
+            rows.append((sig, op.name, operator_features(op), counts[sig]))
+    return rows
+
+
+def held_out_errors(per_network, key):
+    """Per network: counted total, the total predicted by the model fitted to the others
+    (no operator signature shared with it) and the relative error."""
+    errors = {}
+    for label, rows in per_network.items():
+        own = {sig for sig, *_ in rows}
+        train = [(name, features, count) for other, others in per_network.items()
+                 if other != label for sig, name, features, count in others if sig not in own]
+        model = CostModel.fit(train, key)
+        counted = sum(count for *_, count in rows)
+        predictions = [model.predict_features(name, features) for _, name, features, _ in rows]
+        if None in predictions:  # no other network has an operator of its family
+            errors[label] = {"counted": counted, "predicted": None, "relative_error": None}
+            continue
+        predicted = sum(predictions)
+        errors[label] = {"counted": counted, "predicted": predicted,
+                         "relative_error": (predicted - counted) / counted if counted else 0.0}
+    return errors
+
+
+def plot(errors):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 5))
+    points = [e for e in errors.values() if e["predicted"] is not None]
+    counted = np.array([e["counted"] for e in points] or [1.0]) / 1e6
+    predicted = np.array([e["predicted"] for e in points] or [np.nan]) / 1e6
+    axis.loglog(counted, predicted, "o")
+    low, high = counted.min() / 1.5, counted.max() * 1.5
+    axis.plot([low, high], [low, high], "k-", lw=0.8, label="exact")
+    axis.fill_between([low, high], [0.9 * low, 0.9 * high], [1.1 * low, 1.1 * high],
+                      alpha=0.2, label="±10 %")
+    axis.set(xlabel="counted on the emulator (M instructions)",
+             ylabel="predicted, fitted to the other networks (M)",
+             title="aarch64 cost model, leave one network out")
+    axis.legend()
+    return figure
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = command_line("arm_cost_model.py", argv)
+    start = time.perf_counter()
+    log = lambda text: print(text, flush=True)  # noqa: E731
+    flatbuffers = networks(args, log)
+    with tempfile.TemporaryDirectory() as workdir:
+        counts, _ = arm_emulated.measure(list(flatbuffers.values()), args,
+                                         pathlib.Path(workdir), log)
+    key = arm_emulated._cache_key(args)
+    per_network = {label: samples(fb, counts) for label, fb in flatbuffers.items()}
+    errors = held_out_errors(per_network, key)
+    unique = {sig: (name, features, count) for rows in per_network.values()
+              for sig, name, features, count in rows}
+    model = CostModel.fit(list(unique.values()), key)
+    predicted = [abs(e["relative_error"]) for e in errors.values()
+                 if e["relative_error"] is not None]
+    worst, mean = max(predicted, default=None), float(np.mean(predicted)) if predicted else None
+    model.error = {"method": "leave one network out, relative error of the total",
+                   "networks": len(errors), "operators": len(unique),
+                   "mean_abs_relative_error": mean, "max_abs_relative_error": worst,
+                   "per_network": errors}
+    if args.model_output is not None:
+        atomic_write_text(args.model_output, json.dumps(model.to_dict(), indent=1) + "\n")
+        log(f"cost model written to {args.model_output}")
+    rows = [[label, f"{e['counted'] / 1e6:,.3f}",
+             "—" if e["predicted"] is None else f"{e['predicted'] / 1e6:,.3f}",
+             "— (no other network has its operators)" if e["relative_error"] is None
+             else f"{100 * e['relative_error']:+.1f} %"] for label, e in errors.items()]
+    summary = ("no network predictable" if mean is None else
+               f"**mean |error| {100 * mean:.1f} %, max {100 * worst:.1f} %** over "
+               f"{len(predicted)} networks")
+    groups = [[group, *(f"{c:.4g}" for c in coefficients)]
+              for group, coefficients in model.coefficients.items()]
+    wall = time.perf_counter() - start
+    markdown = (
+        "# aarch64 cost model: fitted to per-operator counts, checked against the emulator\n\n"
+        f"{len(flatbuffers)} networks, {len(unique)} distinct operators counted on the emulated "
+        f"{emulator.CPU} (`benchmarks/arm_emulated.py`'s method; LCE operators by the NEON "
+        "stand-in). Each network's total predicted by the model fitted to the *other* "
+        "networks' operators (no shared signature), against its counted total: "
+        f"{summary} (goal: within 10 %).\n\n"
+        + markdown_table(["network", "counted (M)", "predicted (M)", "error"], rows)
+        + "\nCoefficients of the model fitted to all of them (instructions per feature unit; "
+        "a group is an operator name with enough samples, else its family):\n\n"
+        + markdown_table(["group", *FEATURES], groups)
+        + f"\nWall time: {wall:.0f} s.\n")
+    print(markdown)
+    write_results(args.output_dir, args.name, command=command, markdown=markdown,
+                  data={"settings": {k: str(v) for k, v in vars(args).items()
+                                     if k != "output_dir"},
+                        "model": model.to_dict(), "wall_s": wall},
+                  figure=plot(errors))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
