@@ -152,9 +152,9 @@ def run(args):
         candidates = expand([parse_space(tokens) for tokens in args.space])
         recipe = resolve(args.recipe, args)
         rungs = halving.rung_epochs(args.min_epochs, recipe.epochs, args.eta)
-        counts, cost_model = _load_cost(args)
         common = common_train_args(args)
         check_candidates(candidates, common, rungs[0])
+        counts, cost_model = _load_cost(args)
         _prepare_output(args.output_dir)
     except ValueError as error:
         return fail("search", error)
