@@ -4,8 +4,8 @@ per run), costed, the front written; an interrupted search resumes without retra
 finished runs; ``--max-cost`` under every candidate and bad spaces are one-line errors."""
 
 import contextlib
-import io
 import json
+import pathlib
 import re
 
 import pytest
@@ -76,7 +76,7 @@ def test_interrupted_search_resumes_and_chooses_on_the_front(tmp_path, trains, m
     assert chosen["accuracy"] == max(p["accuracy"] for p in final if p["verified"])
     tflite = (out / "chosen" / "model.tflite").read_bytes()
     check_flatbuffer(tflite)
-    assert tflite == open(chosen["tflite"], "rb").read()
+    assert tflite == pathlib.Path(chosen["tflite"]).read_bytes()
     assert json.loads((out / "chosen" / "report.json").read_text())["parity_ok"]
     assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| horq_lenet order=1 | 1 |" in (out / "frontier.md").read_text()
