@@ -91,6 +91,12 @@ def test_interrupted_search_resumes_and_chooses_on_the_front(tmp_path, trains, m
     assert chosen["instructions"] == cheapest
     assert not any(dominates(p, chosen) for p in final)
 
+    # Runs trained with other options are never read as this search's.
+    capsys.readouterr()
+    assert search(out, "--learning-rate", "0.5") == BAD_INPUT
+    assert "trained with other options" in capsys.readouterr().err
+    assert len(trains) == 3
+
     # Under every candidate: one line, exit 2, nothing chosen, nothing trained.
     capsys.readouterr()
     assert search(out, "--max-cost", f"{cheapest / 2e6}M") == BAD_INPUT

@@ -87,16 +87,26 @@ def cost_of(tflite, counts, cost_model):
                       cost_model=cost_model).to_dict()
 
 
-def _prepare_output(folder):
-    """Refuse a non-empty folder that is not a search's; mark it."""
+def _prepare_output(folder, common):
+    """Refuse a non-empty folder that is not a search's, or a search's whose runs were
+    trained with other options than ``common`` (its finished runs would be read as if
+    trained with these); mark it and record ``common``."""
     folder = pathlib.Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--output-dir: {folder} exists and is not a directory.")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
+    marker = folder / MARKER
+    if folder.is_dir() and any(folder.iterdir()) and not marker.exists():
         raise ValueError(f"--output-dir: {folder} is not empty and is not a horq-keras search "
                          f"({MARKER} is missing); choose another folder.")
+    if marker.exists() and marker.read_text().strip():
+        saved = json.loads(marker.read_text())["train_options"]
+        if saved != common:
+            raise ValueError(f"--output-dir: {folder} holds a search whose runs were trained "
+                             f"with other options ({' '.join(saved)}); rerun it with those, or "
+                             f"choose another --output-dir.")
+        return
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MARKER).touch()
+    atomic_write_text(marker, json.dumps({"train_options": common}) + "\n")
 
 
 def _load_cost(args):
@@ -155,7 +165,7 @@ def run(args):
         common = common_train_args(args)
         check_candidates(candidates, common, rungs[0])
         counts, cost_model = _load_cost(args)
-        _prepare_output(args.output_dir)
+        _prepare_output(args.output_dir, common)
     except ValueError as error:
         return fail("search", error)
     print(f"{len(candidates)} candidate(s); rungs of {', '.join(map(str, rungs))} epoch(s), "
