@@ -5,8 +5,8 @@ The space: Group-Net ResNet-18 (stage widths 8-16-32-64, as in
 ``groupnet_mnist_trainer.py``) with 1, 3 and 5 bases, W1A1 and W1A2, layer-wise, group-wise
 v1 and v2 decompositions (one base: direct binarization, once), and the HORQ paper's MNIST
 LeNet with orders 1 to 3 (the HORQ ResNet-18 does not take 28x28 inputs); each run by
-``horq-keras train`` (Adam at 5e-3, cosine-decayed, batch 128, on all 60,000 training images; accuracy of the converted model on the 10,000 test
-images), successive halving on epochs (rungs of 1, 2 and 4 epochs, eta 2, the front kept),
+``horq-keras train`` (Adam at 5e-3, cosine-decayed, batch 128, on all 60,000 training
+images; accuracy of the converted model on the 10,000 test images), successive halving on epochs (rungs of 1, 2 and 4 epochs, eta 2, the front kept),
 the cost of each converted model in aarch64 instructions (the package's cost model fitted
 by ``arm_cost_model.py``, or the emulator's cached counts with ``--arm-counts``). The runs
 stay in ``--search-dir``: a rerun reads them.
