@@ -127,19 +127,20 @@ def test_budget_units():
 
 def test_cost_model_recovers_a_linear_count():
     rng = np.random.default_rng(0)
-    truth = {"LceBconv2d": [0.03, 0, 0.5, 0.2, 900.0], "ADD": [0, 0, 0.25, 0.25, 300.0]}
+    truth = {"LceBconv2d": [0.03, 0, 0.5, 0.2, 40.0, 900.0], "ADD": [0, 0, 0.25, 0.25, 0, 300.0]}
     samples = []
     for name, coefficients in truth.items():
         for _ in range(12):
             macs = rng.integers(1e4, 1e7)
             features = np.array([macs if name == "LceBconv2d" else 0, 0,
-                                 rng.integers(1e3, 1e6), rng.integers(1e3, 1e6), 1.0])
+                                 rng.integers(1e3, 1e6), rng.integers(1e3, 1e6),
+                                 rng.integers(1, 1e4) if name == "LceBconv2d" else 0, 1.0])
             samples.append((name, features, float(np.dot(coefficients, features))))
     model = CostModel.fit(samples, "key")
     for name, coefficients in truth.items():
         np.testing.assert_allclose(model.coefficients[name], coefficients, rtol=1e-6,
                                    atol=1e-6)
-    features = np.array([0, 0, 1000.0, 1000.0, 1.0])
+    features = np.array([0, 0, 1000.0, 1000.0, 0, 1.0])
     assert model.predict_features("ADD", features) == pytest.approx(800.0)
     # An operator name never seen falls back to its family, fitted on every sample of it.
     assert model.predict_features("SUB", features) == pytest.approx(

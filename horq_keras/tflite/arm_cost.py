@@ -9,7 +9,8 @@ cache and, for operators it does not hold, predicts the count with :class:`CostM
 per operator group (an operator name with enough measured samples, else its family:
 multiply-accumulate operators or element-wise ones), a count linear in the operator's
 binary and float multiply-accumulates (:func:`horq_keras.tflite.macs.operator_macs`),
-the bytes it reads and writes (non-constant tensors) and a constant, fitted by least
+the bytes it reads and writes (non-constant tensors), its output positions and a constant,
+fitted by least
 squares (``numpy.linalg.lstsq``) to the cached counts. The fitted coefficients ship as
 ``arm_cost_model.json`` beside this module (written by ``benchmarks/arm_cost_model.py``,
 with the model's measured error against the emulator).
@@ -51,7 +52,7 @@ CALIBRATION_MODEL_INSTRUCTIONS = 148_784_796
 #: The cache entry of the interpreter's per-invocation overhead (not an operator).
 OVERHEAD = "interpreter overhead"
 #: The features of an operator, in the order of :class:`CostModel`'s coefficients.
-FEATURES = ("binary_macs", "float_macs", "bytes_in", "bytes_out", "constant")
+FEATURES = ("binary_macs", "float_macs", "bytes_in", "bytes_out", "positions", "constant")
 #: Operators counted as multiply-accumulate work (the others are element-wise).
 MAC_FAMILY = ("LceBconv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
               "TRANSPOSE_CONV")
@@ -100,10 +101,15 @@ def _bytes(tensors):
 
 
 def operator_features(op):
-    """:data:`FEATURES` of one operator as a float vector."""
+    """:data:`FEATURES` of one operator as a float vector. ``positions``: the elements of
+    its first output but the channels (pixels of a convolution's output, rows of a fully
+    connected one): what a kernel's per-output-position work (pointer set-up, reductions,
+    stores) scales with, which dominates small layers."""
     kind, macs = operator_macs(op)
+    output = op.outputs[0].shape if op.outputs and op.outputs[0] is not None else ()
+    positions = int(np.prod(output[:-1], dtype=np.int64)) if len(output) > 1 else 1
     return np.array([macs if kind == "binary" else 0, macs if kind in ("float", "int8") else 0,
-                     _bytes(op.inputs), _bytes(op.outputs), 1.0], np.float64)
+                     _bytes(op.inputs), _bytes(op.outputs), positions, 1.0], np.float64)
 
 
 def family(name):
