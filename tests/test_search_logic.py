@@ -149,3 +149,16 @@ def test_cost_model_recovers_a_linear_count():
     assert again.coefficients == model.coefficients and again.cache_key == "key"
     with pytest.raises(ValueError, match="refit"):
         CostModel.from_dict({**model.to_dict(), "features": list(FEATURES[:-1])})
+
+
+def test_every_run_gets_the_training_options_given():
+    from horq_keras.cli import build_parser
+    from horq_keras.search.search import common_train_args
+
+    args = build_parser().parse_args([
+        "search", "--space", "horq_lenet", "order=1/2", "--learning-rate", "0.01",
+        "--mixed-precision", "--strategy", "one", "--epochs", "3", "--limit-train", "64"])
+    assert common_train_args(args) == [
+        "--data", "mnist", "--recipe", "lenet-mnist", "--seed", "0", "--verify-samples", "1000",
+        "--limit-train", "64", "--learning-rate", "0.01", "--strategy", "one",
+        "--mixed-precision"]  # not --epochs: each rung sets its own

@@ -11,9 +11,10 @@ import re
 from horq_keras.argtypes import folder_path, int_at_least
 from horq_keras.datasets.sources import CHANNELS, parse_source, source_type
 from horq_keras.exit_status import EPILOG
+from horq_keras.training.cluster import add_arguments as add_scale_out_arguments
 from horq_keras.training.recipes import RECIPES, add_override_options
 
-__all__ = ["COST_UNITS", "cost_budget", "register"]
+__all__ = ["COST_UNITS", "cost_budget", "passthrough", "register"]
 
 #: ``--max-cost`` units: suffix -> (the cost it bounds, factor to that cost's unit).
 COST_UNITS = {"ms": ("ms", 1.0), "M": ("instructions", 1e6), "MB": ("size_mb", 1.0)}
@@ -37,6 +38,16 @@ def cost_budget(text):
             f"aarch64 instructions) or MB (model size); got {text!r}")
     key, factor = COST_UNITS[match.group(2) or "ms"]
     return key, value * factor
+
+
+def passthrough(parser, add):
+    """Call ``add(parser)`` (the trainer's own option adder) and return, for each option it
+    added, ``(dest, option string, is a flag, default)``: what the search hands on to every
+    ``horq-keras train`` it starts when the user gave it."""
+    before = len(parser._actions)
+    add(parser)
+    return [(action.dest, action.option_strings[0], action.nargs == 0, action.default)
+            for action in parser._actions[before:]]
 
 
 def _run(args):
@@ -104,5 +115,7 @@ def register(subparsers):
     parser.add_argument("--verify-samples", type=int_at_least(1), default=1000, metavar="N",
                         help="validation images of each run's parity check (default: "
                              "%(default)s)")
-    add_override_options(parser)
-    parser.set_defaults(func=_run, on_interrupt="run the same command to resume")
+    train_options = (passthrough(parser, add_override_options)
+                     + passthrough(parser, add_scale_out_arguments))
+    parser.set_defaults(func=_run, on_interrupt="run the same command to resume",
+                        train_options=train_options)

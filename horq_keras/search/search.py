@@ -19,7 +19,6 @@ The run:
 
 import argparse
 import concurrent.futures
-import dataclasses
 import json
 import pathlib
 import shutil
@@ -34,7 +33,7 @@ from horq_keras.search.space import SpaceError, expand, parse_space, varying_key
 from horq_keras.tflite.arm_cost import (
     DEFAULT_MODEL_PATH, CostModel, instructions_per_second, load_counts, model_cost,
 )
-from horq_keras.training.recipes import RECIPES, _option, resolve
+from horq_keras.training.recipes import resolve
 
 __all__ = ["MARKER", "check_candidates", "common_train_args", "cost_of", "run"]
 
@@ -49,10 +48,10 @@ def common_train_args(args):
     for option in ("data_dir", "channels", "image_size", "limit_train", "limit_test"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-    for field in dataclasses.fields(RECIPES[args.recipe]):
-        value = getattr(args, f"recipe_{field.name}", None)
-        if value is not None and field.name != "epochs":
-            argv += [f"--{_option(field.name)}", str(value)]
+    for dest, option, flag, default in args.train_options:  # recipe values, scale-out
+        value = getattr(args, dest)
+        if value != default and dest != "recipe_epochs":  # the rungs set the epochs
+            argv += [option] if flag else [option, str(value)]
     return argv
 
 
