@@ -48,7 +48,7 @@ QUICKNET_MS = {"Raspberry Pi 4B": 45.0, "Pixel 1": 25.5}
 #: Instructions of the bare-binary ResNet-18 at 224 counted by ``benchmarks/arm_emulated.py``
 #: with the indirect NEON kernel (``benchmarks/results/arm_emulated_resnet18.json``,
 #: ``calibration.calibration_model_instructions``): the default of :func:`calibration`.
-CALIBRATION_MODEL_INSTRUCTIONS = 148_784_796
+CALIBRATION_MODEL_INSTRUCTIONS = 143_912_866
 #: The cache entry of the interpreter's per-invocation overhead (not an operator).
 OVERHEAD = "interpreter overhead"
 #: The features of an operator, in the order of :class:`CostModel`'s coefficients.
