@@ -13,8 +13,9 @@ the ``--batch-size`` that fits, or ``--image-size`` when not even one image does
 import dataclasses
 import pathlib
 
-import numpy as np
 import tensorflow as tf
+
+from horq_keras.groupnet.recompute import kept_activations
 
 __all__ = ["Footprint", "NotEnoughMemory", "available_memory", "check", "footprint"]
 
@@ -49,10 +50,7 @@ def footprint(build):
     """The :class:`Footprint` of the model ``build()`` returns, built without allocating."""
     with tf.Graph().as_default():
         model = build()
-        outputs = [tensor for layer in model.layers for tensor in tf.nest.flatten(layer.output)]
-        return Footprint(int(model.count_params()),
-                         sum(int(np.prod(tensor.shape[1:], dtype=np.int64))
-                             for tensor in outputs))
+        return Footprint(int(model.count_params()), kept_activations(model))
 
 
 def available_memory(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup"):
