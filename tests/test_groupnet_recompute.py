@@ -11,7 +11,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from train_data import mnist_folder
+from train_data import mnist_folder, needs_mnist
 
 from horq_keras.cli import main
 from horq_keras.groupnet import groupnet_alexnet, groupnet_resnet
@@ -177,6 +177,7 @@ def test_bad_values_name_the_argument():
                                 recomputed_branches=["nothing"])
 
 
+@needs_mnist
 def test_the_trainer_takes_the_option(tmp_path):
     folder = mnist_folder(tmp_path / "data", 32, 16)
     out = tmp_path / "run"
