@@ -3,6 +3,7 @@ same gradients, batch-norm statistics updated once per step, the same saved mode
 converted graph, the memory estimate, the trainer's ``--model-arg``, and bad values."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import larq_compute_engine as lce
 import numpy as np
 import pytest
 import tensorflow as tf
-from train_data import mnist_folder, needs_mnist
+from train_data import REAL_MNIST, mnist_folder, needs_mnist
 
 from horq_keras.cli import main
 from horq_keras.groupnet import groupnet_alexnet, groupnet_resnet
@@ -192,6 +193,24 @@ def test_the_trainer_takes_the_option(tmp_path):
     model = tf.keras.models.load_model(out / "model.h5")
     assert isinstance(model, RecomputedBranchesModel)
     assert len(model.recomputed_branches) == 2 * 8
+
+
+@needs_mnist
+def test_a_run_refused_for_memory_suggests_recomputation_which_fits_a_larger_batch(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda: 300_000_000)
+    argv = ["train", "--model", "groupnet_resnet18", "--model-arg", "num_bases=5",
+            "--model-arg", "stage_filters=8,8,16,16", "--data", f"idx:{REAL_MNIST}",
+            "--batch-size", "4096", "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Or --model-arg recompute_branches=true" in err
+    fits = int(re.search(r"--batch-size (\d+) fits", err).group(1))
+    assert main([*argv, "--model-arg", "recompute_branches=true"]) == 2
+    err = capsys.readouterr().err
+    assert "recompute_branches" not in err
+    assert int(re.search(r"--batch-size (\d+) fits", err).group(1)) > 2 * fits
+    assert not (tmp_path / "out").exists()
 
 
 MIRRORED = textwrap.dedent("""
