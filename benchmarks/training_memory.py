@@ -11,7 +11,10 @@ with Adam and sparse categorical cross-entropy as ``horq-keras train`` does, and
 statm``: TensorFlow, the model, its weights) and its peak (``getrusage``'s
 ``ru_maxrss``): the peak less the resident memory before training is what the step
 (graph tracing included) costs. The step time is the median of the timed steps (the
-first, which traces the graph, is reported apart). Configurations run in the order K,
+first, which traces the graph, is reported apart), as wall time and as the CPU time of
+the process (``time.process_time``): on a machine shared with other processes the wall
+time of a step swings with their load, its CPU time (one TensorFlow thread) much less,
+so the cost of recomputation is read from the CPU times. Configurations run in the order K,
 then without and with recomputation, so both variants of one K see the same machine
 load; the ratio of their step times is taken in the same run.
 
@@ -92,17 +95,19 @@ def run_child(config):
     images = rng.random((batch, size, size, 3), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
     before = _resident_bytes()
-    times = []
+    times, cpu_times = [], []
     for _ in range(1 + config["steps"]):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.train_on_batch(images, labels)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({**config, "resident_before_bytes": before, "peak_bytes": peak,
                       "step_bytes": peak - before, "estimate_bytes": estimate.bytes(batch),
                       "parameters": estimate.parameters,
                       "activations_per_image": estimate.activations,
-                      "first_step_s": times[0], "step_s": statistics.median(times[1:])}))
+                      "first_step_s": times[0], "step_s": statistics.median(times[1:]),
+                      "step_cpu_s": statistics.median(cpu_times[1:])}))
 
 
 def measure(args):
@@ -118,7 +123,7 @@ def measure(args):
                 raise RuntimeError(f"configuration {config} failed:\n{result.stderr[-3000:]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(f"K={bases} recompute={recompute}: peak {rows[-1]['peak_bytes'] / 1e9:.2f} "
-                  f"GB, step {rows[-1]['step_s']:.2f} s", file=sys.stderr, flush=True)
+                  f"GB, step {rows[-1]['step_cpu_s']:.2f} s CPU", file=sys.stderr, flush=True)
     return rows
 
 
@@ -141,10 +146,12 @@ def render_markdown(args, rows, wall, load):
             table.append([bases, "yes" if row["recompute"] else "no",
                           _gb(row["resident_before_bytes"]), _gb(row["peak_bytes"]),
                           _gb(row["step_bytes"]), _gb(row["estimate_bytes"]),
-                          f"{row['step_s']:.2f}", f"{row['first_step_s']:.0f}"])
+                          f"{row['step_cpu_s']:.2f}", f"{row['step_s']:.2f}",
+                          f"{row['first_step_s']:.0f}"])
         table.append([bases, "ratio with / without", "", "",
                       f"{recomputed['step_bytes'] / plain['step_bytes']:.2f}",
                       f"{recomputed['estimate_bytes'] / plain['estimate_bytes']:.2f}",
+                      f"{recomputed['step_cpu_s'] / plain['step_cpu_s']:.2f}",
                       f"{recomputed['step_s'] / plain['step_s']:.2f}", ""])
     widths = ", ".join(map(str, args.widths))
     return (
@@ -156,12 +163,14 @@ def render_markdown(args, rows, wall, load):
         "the model, before the first step. *Peak*: `ru_maxrss` after "
         f"1 + {args.steps} steps. *Step*: peak less resident before (what training adds: "
         "activations, gradients, optimizer slots, graph tracing). *Estimate*: the "
-        "trainer's pre-flight estimate for this batch. Step time: median of the steps after "
-        "the first; *first step*: the one that traces the graph. "
+        "trainer's pre-flight estimate for this batch. Step CPU and wall time: medians of the "
+        "steps after the first (CPU time: the process's, the figure to compare); *first "
+        "step*: the one that traces the graph (wall). "
         f"1-minute load average {load['before'][0]:.1f} before, {load['after'][0]:.1f} "
         "after.\n\n"
         + markdown_table(["K", "recomputed", "resident before (GB)", "peak (GB)",
-                          "step (GB)", "estimate (GB)", "step time (s)", "first step (s)"],
+                          "step (GB)", "estimate (GB)", "step CPU (s)", "step wall (s)",
+                          "first step (s)"],
                          table)
         + f"\nPlot: `{NAME}.png`. Wall time of the benchmark: {wall:.0f} s.\n"
     )
@@ -181,9 +190,10 @@ def plot(rows):
                          label=f"{label}: measured")
         memory_axis.plot(bases, [found[k][index]["estimate_bytes"] / 1e9 for k in bases],
                          "x--", label=f"{label}: estimate")
-        time_axis.plot(bases, [found[k][index]["step_s"] for k in bases], "o-", label=label)
+        time_axis.plot(bases, [found[k][index]["step_cpu_s"] for k in bases], "o-",
+                       label=label)
     memory_axis.set(xlabel="bases K", ylabel="GB", title="memory a training step adds")
-    time_axis.set(xlabel="bases K", ylabel="s", title="step time (median)")
+    time_axis.set(xlabel="bases K", ylabel="CPU s", title="CPU time of a step (median)")
     memory_axis.legend(fontsize=8)
     time_axis.legend(fontsize=8)
     figure.tight_layout()
