@@ -23,9 +23,9 @@ bytes x (4 x parameters + 2 x batch x the layer outputs a step holds), which cou
 with recomputation, the outputs outside the branches, each branch's output and the
 largest branch (:func:`horq_keras.groupnet.recompute.kept_activations`).
 
-Command and budget: ``nice -n 5 python benchmarks/training_memory.py`` takes about 25 minutes on
+Command and budget: ``nice -n 5 python benchmarks/training_memory.py`` takes about 20 minutes on
 a 2-core x86 CPU shared with other processes (graph tracing of the K = 5 models takes
-most of it) and at most ~3 GB per child; ``--smoke`` runs in about two minutes.
+most of it) and at most ~4.1 GB per child; ``--smoke`` runs in about two minutes.
 Results: ``benchmarks/results/training_memory.{md,json,png}``.
 """
 
