@@ -14,9 +14,10 @@ training call (``Layer.add_update``); the recomputation masks ``add_update`` on 
 branch's layers, so the statistics are updated once per step, by the forward pass.
 
 The model executes its functional graph itself in training (:func:`_run_nodes`, the
-node order of Keras' ``Functional._run_internal_graph``), replacing the nodes of each
-branch by one recomputed call; in inference (``training`` not ``True``) it is Keras'
-own functional call.
+node order of Keras' ``Functional._run_internal_graph``, whose node attributes of tf-keras
+2.16 it reads), replacing the nodes of each branch by one recomputed call; in inference
+(``training`` not ``True``) it is Keras' own functional call. A branch is run twice with
+the same inputs, so it must be deterministic (the Group-Net branches hold no dropout).
 """
 
 import collections
@@ -172,6 +173,8 @@ class RecomputedBranchesModel(tf.keras.Model):
         return plan
 
     def call(self, inputs, training=None, mask=None):
+        """Keras' functional call, except in training (``training=True``) of a model of
+        one input: the plan of :meth:`_plan_graph`, each branch recomputed."""
         if training is not True or mask is not None or not self._recomputed:
             return super().call(inputs, training=training, mask=mask)
         (reference,) = self.inputs
