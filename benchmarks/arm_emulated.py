@@ -18,8 +18,11 @@ Set-up (once, root): ``scripts/setup_arm_emulation.sh`` (``make arm-setup``). Me
   runtime here. They are **estimated** with this project's NEON kernel
   (``benchmarks/arm/neon_bgemm.c``: 64-bit packed words, filters packed 8 output channels
   together, an indirect binary GEMM (pointers to the input rows of each receptive field,
-  no im2col) blocked 2 pixels x 8 channels, ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
-  multiplier/bias and the optional bitpacking fused in the store), cross-compiled and run
+  no im2col) blocked 2 registers x 8 channels (2 pixels, or 4 with 64 channels or fewer:
+  two pixels' words per register), ``veorq``/``vcntq_u8``/``vpadalq_u8``, the
+  multiplier/bias and the optional bitpacking fused in the store; a 1x1 convolution with
+  up to 256 channels keeps a group's filters in registers while the pixels stream past
+  and sums its single step's counts as bytes), cross-compiled and run
   on the same shapes under the same emulator, its output checked against a NumPy
   reference on every shape. It is a stand-in for LCE's hand-written assembly kernels;
   each binary layer's count is set beside an ideal kernel's (see :func:`layer_rows`).
@@ -65,6 +68,9 @@ from horq_keras.converters.conversion import deployable
 from horq_keras.converters.report import is_box_filter
 from horq_keras.groupnet import groupnet_resnet18
 from horq_keras.files import atomic_write_text
+from horq_keras.tflite.arm_cost import (
+    BIREALNET_PIXEL1_MS, OVERHEAD, QUICKNET_MS, calibration, signature,
+)
 from horq_keras.tflite.graph import read_graph
 from horq_keras.tflite.macs import bconv_input_channels, operator_macs
 
@@ -74,16 +80,8 @@ LCE_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize")
 #: (:func:`is_beta_mean`) and the box filter (a CONV_2D with a constant 1-channel
 #: averaging filter).
 HORQ_FLOAT_OPS = ("ABS", "MUL", "SUB", "ADD_N")
-OVERHEAD = "interpreter overhead"  # the cache entry of the per-invocation overhead
 CATEGORIES = ("binary conv", "bitpacking", "HORQ float overhead", "float conv/dense", "other")
 
-#: Published single-thread LCE latencies (LCE's README, github.com/larq/compute-engine):
-#: Bi-RealNet (ResNet-18 with binary 3x3 convolutions, float 7x7 stem, float 1x1
-#: downsampling shortcuts, float classifier) in 47.7 ms on a Pixel 1 (README of March 2020);
-#: QuickNet in 45.0 ms on a Raspberry Pi 4B (Cortex-A72, 1.5 GHz) and 25.5 ms on a Pixel 1
-#: (current README). See :func:`calibration`.
-BIREALNET_PIXEL1_MS = 47.7
-QUICKNET_MS = {"Raspberry Pi 4B": 45.0, "Pixel 1": 25.5}
 
 
 def parse_args(argv):
@@ -158,16 +156,6 @@ def _convert(kind, build):
     if kind is None:  # as horq_keras.converters.convert does: k-bit activations as bit planes
         return lce.convert_keras_model(deployable(build())[0])
     return convert(build(), kind)  # horq_latency's: checks the LceBconv2d count
-
-
-def signature(op, graph):
-    """What determines an operator's instruction count: name, options, tensor shapes."""
-    options = graph.model.subgraphs[0].operators[op.index].builtinOptions
-    options = sorted(vars(options).items()) if options is not None else None
-    tensors = [(t.shape, t.dtype, t.constant) if t is not None else None
-               for t in op.inputs + op.outputs]
-    text = repr((op.name, sorted(op.custom_options.items()), options, tensors))
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def is_beta_mean(op, graph):
@@ -382,25 +370,6 @@ def _layer_table(rows):
           millions(r["float_ideal"]), ratio(r["float_efficiency"], ".0%"),
           ratio(r["float_per_binary"], ".1f", "x")]
          for label, r in rows.items()])
-
-
-def calibration(count):
-    """Instructions per second that turn counts into estimated Raspberry Pi 4B milliseconds.
-
-    ``count``: instructions of the bare-binary ResNet-18 at 224 (``horq_latency``'s
-    "bconv": a binary 3x3 ``LceBconv2d`` per block conv, float stem, float 1x1 downsampling
-    shortcuts and classifier), the like for like of Bi-RealNet, which LCE runs in 47.7 ms on
-    a Pixel 1. That gives a Pixel 1 rate; QuickNet's published Raspberry Pi 4B / Pixel 1
-    latencies (45.0 / 25.5 ms, same LCE kernels) scale it to the Pi. The fit absorbs the
-    stand-in's extra binary instructions (LCE's kernels need fewer), so estimates of float
-    work are on the low side and the whole calibration is a rough one: every millisecond
-    it gives is an estimate.
-    """
-    pixel1 = count / (BIREALNET_PIXEL1_MS / 1e3)
-    scale = QUICKNET_MS["Pixel 1"] / QUICKNET_MS["Raspberry Pi 4B"]
-    return {"instructions_per_second": pixel1 * scale, "pixel1_instructions_per_second": pixel1,
-            "calibration_model_instructions": count,
-            "birealnet_pixel1_ms": BIREALNET_PIXEL1_MS, "quicknet_ms": QUICKNET_MS}
 
 
 def render_markdown(args, results, layers, overhead, wall, load_sentence, calibrated):

@@ -35,22 +35,18 @@ import horq_keras  # noqa: F401, I001
 import concurrent.futures
 import contextlib
 import itertools
-import json
 import pathlib
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 from horq_keras.argtypes import int_at_least
+from horq_keras.search import runs
 from _results import base_parser, command_line, markdown_table, parse_smoke_args, write_results
 
 NAME = "groupnet_mnist_trainer"
 #: Decompositions compared: label -> ``partition`` argument.
 DECOMPOSITIONS = {"layer-wise": "layerwise", "group-wise": "v1"}
-#: One ``horq-keras train`` in a fresh interpreter: argv after ``-c CODE``.
-TRAIN = "import sys; from horq_keras.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def parse_args(argv):
@@ -142,18 +138,12 @@ def train_argv(partition, bases, bits, seed, args, out):
 
 
 def train_run(argv, out):
-    """One ``horq-keras train`` process (output appended to ``out.log``, so a resumed
-    run's log keeps the earlier attempts), or the report of a finished one; returns its
-    report."""
-    report = out / "report.json"
-    if not report.exists():
-        with open(f"{out}.log", "a") as log:
-            code = subprocess.call([sys.executable, "-c", TRAIN, *argv], stdout=log,
-                                   stderr=subprocess.STDOUT)
-        if code not in (0, 1):  # 1: parity failed, the run and its report are complete
-            raise SystemExit(f"horq-keras train failed with exit code {code} (log: "
-                             f"{out}.log): {' '.join(argv)}")
-    return json.loads(report.read_text())
+    """One ``horq-keras train`` process, or the report of a finished one (the search's
+    runner, :func:`horq_keras.search.runs.train_run`); a failed run stops the campaign."""
+    try:
+        return runs.train_run(argv, out)
+    except runs.RunFailed as error:
+        raise SystemExit(str(error)) from error
 
 
 def run_campaign(args, workdir):

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "horq_keras.training.cli",
     "horq_keras.converters.cli",
     "horq_keras.bench.cli",
+    "horq_keras.search.cli",
 )
 
 #: ``TF_CPP_MIN_LOG_LEVEL`` of a quiet run: 3 hides the C++ INFO, WARNING and ERROR lines

@@ -33,6 +33,7 @@ OBJECTS = {
     "horq_keras.layers.bitplane": ("BitPlaneConv2D",),
     "horq_keras.groupnet.quantizers": ("BinaryWeight", "UniformActivation"),
     "horq_keras.groupnet.branches": ("BranchScales",),
+    "horq_keras.groupnet.recompute": ("RecomputedBranchesModel",),
     "horq_keras.converters.batchnorm_fold": ("FoldedHORQConv2D",),
     "horq_keras.training.distill": ("DistillationLoss",),
 }

@@ -47,6 +47,12 @@ def test_neon_kernels_match_numpy_and_counts_repeat(tmp_path):
     (6, 6, 100, 7, (1, 1), (2, 2), False),     # 1x1 strided
     (3, 3, 128, 8, (3, 3), (1, 1), True),      # two words, one step per position
     (4, 4, 33, 70, (3, 1), (1, 1), True),      # non-square kernel, > 64 filters (2 words out)
+    (5, 6, 64, 16, (2, 2), (1, 1), False),     # one word: two pixels per register, 4 positions
+    (6, 5, 40, 9, (2, 3), (1, 1), True),       # one word, 6 positions, 'same' padding
+    (9, 9, 64, 20, (1, 1), (2, 2), False),     # 1x1 stride 2, one word: 25 pixels (blocks of 4)
+    (9, 5, 200, 12, (1, 1), (2, 2), False),    # 1x1 stride 2, four words (200 channels)
+    (6, 6, 256, 72, (1, 1), (2, 2), True),     # 1x1 stride 2, four words, 9 groups, 'same'
+    (5, 5, 130, 8, (1, 1), (1, 1), True),      # 1x1 with three words: the step table
 ])
 @pytest.mark.parametrize("packed_output", [False, True])
 def test_neon_bconv_matches_numpy_on_every_shape(tmp_path, height, width, channels, filters,
@@ -58,13 +64,22 @@ def test_neon_bconv_matches_numpy_on_every_shape(tmp_path, height, width, channe
     assert count > 0
 
 
-def test_neon_bconv_reaches_half_of_the_popcount_limit(tmp_path):
-    # 256 -> 256 channels 3x3: the kernel's count within 2x of the ideal kernel's
-    # (EOR, CNT and accumulate per 128 binary MACs).
-    count = emulator.neon_bconv(8, 8, 256, 256, (3, 3), (1, 1), True, False, repeats=1,
-                                workdir=tmp_path, rng=np.random.default_rng(5))
-    ideal = emulator.ideal_binary_instructions(8 * 8 * 256 * 9 * 256)
-    assert ideal < count < 2 * ideal
+@pytest.mark.parametrize("size, channels, filters, kernel, stride, bound", [
+    (8, 256, 256, 3, 1, 2.0),    # 256 -> 256 channels 3x3
+    (16, 64, 64, 3, 1, 1.75),    # one word per pixel: two pixels per register
+    (28, 128, 256, 1, 2, 2.0),   # 1x1 stride 2: filters held in registers
+])
+def test_neon_bconv_reaches_half_of_the_popcount_limit(tmp_path, size, channels, filters,
+                                                         kernel, stride, bound):
+    # The kernel's count within `bound` x the ideal kernel's (EOR, CNT and accumulate per
+    # 128 binary MACs).
+    same = kernel > 1
+    count = emulator.neon_bconv(size, size, channels, filters, (kernel, kernel),
+                                (stride, stride), same, False, repeats=1, workdir=tmp_path,
+                                rng=np.random.default_rng(5))
+    out = emulator.conv_output_size(size, kernel, stride, same)
+    ideal = emulator.ideal_binary_instructions(out * out * filters * kernel * kernel * channels)
+    assert ideal < count < bound * ideal
 
 
 def test_neon_bconv_reference_is_a_convolution():

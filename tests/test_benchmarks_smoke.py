@@ -43,7 +43,7 @@ def _import(name):
     pytest.param(name, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])
     if name in SLOW_SCRIPTS else name for name in SCRIPTS])
 def test_smoke_run_writes_results(name, tmp_path, benchmarks_path):
-    if name == "arm_emulated" and _import("_arm_emulator").missing():
+    if name in ("arm_emulated", "arm_cost_model") and _import("_arm_emulator").missing():
         pytest.skip(_import("_arm_emulator").missing())
     module = _import(name)
     assert module.main(["--smoke", "--output-dir", str(tmp_path)]) in (0, None)

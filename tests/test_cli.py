@@ -30,7 +30,8 @@ def test_building_the_parser_imports_no_tensorflow():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"], ["train", "--help"],
-                                  ["convert", "--help"], ["verify", "--help"]])
+                                  ["convert", "--help"], ["verify", "--help"],
+                                  ["search", "--help"]])
 def test_help_is_quick_and_prints_no_tensorflow_log(argv):
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "horq_keras.cli", *argv],

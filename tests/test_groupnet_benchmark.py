@@ -5,6 +5,8 @@ import pathlib
 
 import pytest
 
+from horq_keras.search import runs
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -106,7 +108,7 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
         (out / "report.json").write_text(json.dumps(reports[out]))
         return 0
 
-    monkeypatch.setattr(trainer_study.subprocess, "call", train)
+    monkeypatch.setattr(runs.subprocess, "call", train)
     assert trainer_study.main(argv) == 0
     assert trained == [missing]
     assert sorted(p.name for p in out.iterdir()) == ["w1a1.json", "w1a1.md", "w1a1.png"]
@@ -132,6 +134,6 @@ def test_trainer_study_reuses_finished_runs_and_reports_last_epoch(trainer_study
 
 def test_trainer_study_stops_on_a_failed_run(trainer_study, tmp_path, monkeypatch):
     args = trainer_study.parse_args(["--bases", "1", "--activation-bits", "1", "--seeds", "0"])
-    monkeypatch.setattr(trainer_study.subprocess, "call", lambda *a, **k: 2)
+    monkeypatch.setattr(runs.subprocess, "call", lambda *a, **k: 2)
     with pytest.raises(SystemExit, match="exit code 2"):
         trainer_study.run_campaign(args, tmp_path)

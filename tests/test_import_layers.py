@@ -45,6 +45,7 @@ LAYERS = {
     "horq_keras.converters": 3,
     "horq_keras.training": 4,
     "horq_keras.bench": 4,
+    "horq_keras.search": 4,
     "horq_keras.cli": 4,
     "benchmarks": 4,
     "android_demo": 4,

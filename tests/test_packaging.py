@@ -40,6 +40,7 @@ def test_the_wheel_holds_every_module_and_only_the_package(dists):
                                                                "horq_keras/converters")
     assert modules == expected
     assert "horq_keras/training/train.py" in modules  # the subpackage once forgotten
+    assert "horq_keras/tflite/arm_cost_model.json" in wheel_files  # the search's cost model
     tops = {name.split("/")[0] for name in wheel_files}
     assert tops == {"horq_keras", "horq_keras-0.1.0.dist-info"}, tops
 

@@ -99,28 +99,42 @@ static void dequantize(const uint64_t *in, int pixels, int c, float *out)
  * The binary convolution. Filters are packed once (as LCE does at prepare time) into groups
  * of 8 output channels: for each 128-bit step of the receptive field, the 8 filters' 128
  * bits lie side by side (128 bytes). The receptive field of an output pixel is not copied
- * (no im2col): an indirection buffer holds, per output pixel, a pointer to the packed input
- * row of each kernel position (or to a zero row: +1 padding), plus one to the zero row.
+ * (no im2col): an indirection buffer holds, per block of output pixels and per kernel
+ * position, the block's pointers to the packed input rows side by side (a zero row where
+ * the position lies in the +1 padding), then the block's pointers to the zero row.
  * A step table says where each 128-bit step's two 64-bit words sit (kernel position and
- * word offset): with an even word count per pixel both come from one row; with an odd one
- * a step joins the last word of one position to the first of the next, and a final odd
- * word is paired with the zero row.
- * The inner loop computes 2 output pixels x 8 output channels: 16 uint16x8 accumulators,
- * 2 input registers, 8 filter registers and the temporaries share the 32 NEON registers
- * (gcc -O2 spills one accumulator: 3 of the about 62 instructions of a step). Per step
- * and pixel pair: 8 filter loads, then per filter and pixel veorq, vcntq_u8 and
- * vpadalq_u8 (byte counts widened to 16 bits as they are added, nothing wider until the
- * store).
- * The store reduces each pixel's 8 accumulators with a vpaddq tree to 8 channel counts,
- * then either widens them once and applies out = a * popcount + b in one multiply-add
- * per 4 channels, or, for a bitpacked output, compares the 16-bit counts with per-channel
+ * word offset):
+ * - an even word count per pixel: both words from one row; blocks of 2 pixels;
+ * - one word per pixel (64 channels or fewer): the two words of a register are the same
+ *   position's word of two pixels, and the filters hold their word twice, so one step is
+ *   one kernel position of 2 pixels and no half register is wasted; blocks of 4 pixels;
+ * - other odd counts: a step joins the last word of one position to the first of the
+ *   next, and a final odd word is paired with the zero row; blocks of 2 pixels.
+ * The inner loop computes 2 input registers x 8 output channels: 16 uint16x8 accumulators,
+ * 2 input registers and the filter registers share the 32 NEON registers. Per step: 8
+ * filter loads, then per filter and input register veorq, vcntq_u8 and vpadalq_u8 (byte
+ * counts widened to 16 bits as they are added, nothing wider until the store; the first
+ * step widens with vpaddlq_u8 instead of adding to zeroed accumulators).
+ * The store reduces the accumulators with a vpaddq tree to 8 channel counts per pixel (for
+ * two pixels in one register the last level is vuzp1q/vuzp2q, which separates them), then
+ * either widens them once and applies out = a * popcount + b in one multiply-add per 4
+ * channels, or, for a bitpacked output, compares the 16-bit counts with per-channel
  * thresholds and stores one byte of signs per 8 channels (struct transform).
+ * A 1x1 convolution with at most 4 words per pixel has a single step per pixel, so the
+ * reduction and store would weigh as much as the popcounts: there the loops are swapped
+ * (function pointwise): a group's 8 filters and its transform stay in registers while the
+ * pixels stream past, the counts are summed as bytes (no widening accumulators: one step)
+ * and a table lookup (vqtbl1q_u8) spreads them to 32-bit lanes, separating pixels at once.
  */
 struct step { int32_t lo_pos, lo_off, hi_pos, hi_off; };
 
 struct conv {
     int h, w, c, o, kh, kw, sh, sw, same, packed;
     int cw, ho, wo, pad_h, pad_w, positions, steps, groups, ow;
+    int paired;   /* one word per pixel: two pixels share a register, filter words doubled */
+    int block;    /* output pixels per block of the indirection buffer: 4 paired, else 2 */
+    int blocks;   /* ceil(ho wo / block); the last block repeats its last pixel */
+    int pointwise; /* 1x1 with 1, 2 or 4 words per pixel: the swapped loops */
     float k;
 };
 
@@ -133,6 +147,10 @@ static struct step *step_table(const struct conv *s)
     int words = s->positions * s->cw;
     struct step *t = xmalloc(sizeof(struct step) * s->steps);
     for (int j = 0; j < s->steps; j++) {
+        if (s->paired) { /* the word of position j, for both pixels of a register */
+            t[j] = (struct step){j, 0, j, 0};
+            continue;
+        }
         int lo = 2 * j, hi = 2 * j + 1;
         t[j].lo_pos = lo / s->cw;
         t[j].lo_off = lo % s->cw;
@@ -158,22 +176,27 @@ static uint64_t *pack_filters(const struct conv *s, const struct step *t, const 
     return packed;
 }
 
-/* Per output pixel, positions + 1 pointers: each kernel position's input row or the zero row. */
+/*
+ * Per block of s->block output pixels, (positions + 1) x block pointers: for each kernel
+ * position the block's input rows (or the zero row) side by side, then the zero row.
+ */
 static void indirection(const struct conv *s, const uint64_t *in, const uint64_t *zero,
                         const uint64_t **rows)
 {
-    for (int oy = 0; oy < s->ho; oy++)
-        for (int ox = 0; ox < s->wo; ox++, rows += s->positions + 1) {
-            for (int ky = 0; ky < s->kh; ky++) {
-                int y = oy * s->sh + ky - s->pad_h;
-                for (int kx = 0; kx < s->kw; kx++) {
-                    int x = ox * s->sw + kx - s->pad_w;
-                    int inside = y >= 0 && y < s->h && x >= 0 && x < s->w;
-                    rows[ky * s->kw + kx] = inside ? in + ((size_t)y * s->w + x) * s->cw : zero;
-                }
+    int pixels = s->ho * s->wo, n = s->block;
+    for (int p = 0; p < s->blocks * n; p++) {
+        int q = p < pixels ? p : pixels - 1, oy = q / s->wo, ox = q % s->wo;
+        const uint64_t **r = rows + (size_t)(p / n) * (s->positions + 1) * n + p % n;
+        for (int ky = 0; ky < s->kh; ky++) {
+            int y = oy * s->sh + ky - s->pad_h;
+            for (int kx = 0; kx < s->kw; kx++) {
+                int x = ox * s->sw + kx - s->pad_w;
+                int inside = y >= 0 && y < s->h && x >= 0 && x < s->w;
+                r[(ky * s->kw + kx) * n] = inside ? in + ((size_t)y * s->w + x) * s->cw : zero;
             }
-            rows[s->positions] = zero;
         }
+        r[s->positions * n] = zero;
+    }
 }
 
 /* Two 64-bit words, from lo and hi, as one 128-bit register. */
@@ -183,44 +206,55 @@ static inline uint8x16_t load_words(const uint64_t *lo, const uint64_t *hi)
     return vreinterpretq_u8_u64(vld1q_lane_u64(hi, x, 1));
 }
 
-/* One 128-bit step of 2 pixels (x0, x1) against 8 filters (w: 8 x 16 bytes). */
+/* One 128-bit step of 2 input registers (x0, x1) against 8 filters (w: 8 x 16 bytes);
+ * the first step of an output starts the accumulators. */
 static inline void step8(uint8x16_t x0, uint8x16_t x1, const uint8_t *w, uint16x8_t *acc0,
-                         uint16x8_t *acc1)
+                         uint16x8_t *acc1, int first)
 {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         uint8x16_t wi = vld1q_u8(w + 16 * i);
-        acc0[i] = vpadalq_u8(acc0[i], vcntq_u8(veorq_u8(x0, wi)));
-        acc1[i] = vpadalq_u8(acc1[i], vcntq_u8(veorq_u8(x1, wi)));
+        uint8x16_t c0 = vcntq_u8(veorq_u8(x0, wi)), c1 = vcntq_u8(veorq_u8(x1, wi));
+        acc0[i] = first ? vpaddlq_u8(c0) : vpadalq_u8(acc0[i], c0);
+        acc1[i] = first ? vpaddlq_u8(c1) : vpadalq_u8(acc1[i], c1);
     }
 }
 
 /*
- * All steps of one group for 2 pixels. Three loops with the same step order as the step
- * table: an even word count per pixel reads 128 bits at a time from each position's row;
- * one word per pixel joins positions 2j and 2j + 1 (the last odd one with the zero row);
- * other odd counts follow the table.
+ * All steps of one group for one block (rows: its pointers, n per position), in the step
+ * table's order: an even word count per pixel reads 128 bits at a time from each position's
+ * row; one word per pixel joins the same position of pixels (0, 1) and (2, 3); other odd
+ * counts follow the table.
  */
 static inline void accumulate(const struct conv *s, const struct step *t, const uint8_t *w,
-                              const uint64_t *const *rows0, const uint64_t *const *rows1,
-                              uint16x8_t *acc0, uint16x8_t *acc1)
+                              const uint64_t *const *rows, uint16x8_t *acc0, uint16x8_t *acc1)
 {
-    if (s->cw % 2 == 0) {
-        for (int pos = 0; pos < s->positions; pos++) {
-            const uint64_t *r0 = rows0[pos], *r1 = rows1[pos];
-            for (int off = 0; off < s->cw; off += 2, w += 128)
-                step8(vreinterpretq_u8_u64(vld1q_u64(r0 + off)),
-                      vreinterpretq_u8_u64(vld1q_u64(r1 + off)), w, acc0, acc1);
+    if (s->paired) {
+        step8(load_words(rows[0], rows[1]), load_words(rows[2], rows[3]), w, acc0, acc1, 1);
+        for (int pos = 1; pos < s->positions; pos++) {
+            const uint64_t *const *r = rows + 4 * pos;
+            step8(load_words(r[0], r[1]), load_words(r[2], r[3]), w + 128 * pos, acc0, acc1, 0);
         }
-    } else if (s->cw == 1) {
-        for (int pos = 0; pos < s->positions; pos += 2, w += 128)
-            step8(load_words(rows0[pos], rows0[pos + 1]), load_words(rows1[pos], rows1[pos + 1]),
-                  w, acc0, acc1);
+    } else if (s->cw % 2 == 0) {
+        step8(vreinterpretq_u8_u64(vld1q_u64(rows[0])), vreinterpretq_u8_u64(vld1q_u64(rows[1])),
+              w, acc0, acc1, 1);
+        w += 128;
+        for (int pos = 0; pos < s->positions; pos++) {
+            const uint64_t *r0 = rows[2 * pos], *r1 = rows[2 * pos + 1];
+            for (int off = pos == 0 ? 2 : 0; off < s->cw; off += 2, w += 128)
+                step8(vreinterpretq_u8_u64(vld1q_u64(r0 + off)),
+                      vreinterpretq_u8_u64(vld1q_u64(r1 + off)), w, acc0, acc1, 0);
+        }
     } else {
-        for (int j = 0; j < s->steps; j++, w += 128)
-            step8(load_words(rows0[t[j].lo_pos] + t[j].lo_off, rows0[t[j].hi_pos] + t[j].hi_off),
-                  load_words(rows1[t[j].lo_pos] + t[j].lo_off, rows1[t[j].hi_pos] + t[j].hi_off),
-                  w, acc0, acc1);
+        for (int j = 0; j < s->steps; j++, w += 128) {
+            const uint64_t *const *lo = rows + 2 * t[j].lo_pos, *const *hi = rows + 2 * t[j].hi_pos;
+            uint8x16_t x0 = load_words(lo[0] + t[j].lo_off, hi[0] + t[j].hi_off);
+            uint8x16_t x1 = load_words(lo[1] + t[j].lo_off, hi[1] + t[j].hi_off);
+            if (j == 0)
+                step8(x0, x1, w, acc0, acc1, 1);
+            else
+                step8(x0, x1, w, acc0, acc1, 0);
+        }
     }
 }
 
@@ -230,6 +264,17 @@ static inline uint16x8_t channel_counts(const uint16x8_t *acc)
     uint16x8_t a = vpaddq_u16(acc[0], acc[1]), b = vpaddq_u16(acc[2], acc[3]);
     uint16x8_t c = vpaddq_u16(acc[4], acc[5]), d = vpaddq_u16(acc[6], acc[7]);
     return vpaddq_u16(vpaddq_u16(a, b), vpaddq_u16(c, d));
+}
+
+/* The 8 channel popcounts of each of two pixels sharing accumulators (lanes 0-3 the first
+ * pixel's, 4-7 the second's): two tree levels leave them interleaved, vuzp separates them. */
+static inline void pair_counts(const uint16x8_t *acc, uint16x8_t *first, uint16x8_t *second)
+{
+    uint16x8_t a = vpaddq_u16(acc[0], acc[1]), b = vpaddq_u16(acc[2], acc[3]);
+    uint16x8_t c = vpaddq_u16(acc[4], acc[5]), d = vpaddq_u16(acc[6], acc[7]);
+    uint16x8_t lo = vpaddq_u16(a, b), hi = vpaddq_u16(c, d);
+    *first = vuzp1q_u16(lo, hi);
+    *second = vuzp2q_u16(lo, hi);
 }
 
 /*
@@ -270,49 +315,229 @@ static struct transform fold_transform(const struct conv *s, const float *mult,
     return tr;
 }
 
-/* Stores the transformed counts of the 8 channels of group g of one pixel. */
-static inline void store_group(const struct conv *s, const struct transform *tr,
-                               uint16x8_t counts, int g, float *out, uint8_t *packed)
+/* The transform of the 8 channels of one group, in registers. */
+struct group_transform {
+    float32x4_t a_lo, a_hi;
+    const float *b; /* loaded where it is added: the multiply-add overwrites it */
+    uint16x8_t threshold, flip;
+    int n;
+};
+
+static inline struct group_transform load_group(const struct conv *s, const struct transform *tr,
+                                                int g)
 {
-    if (packed != NULL) {
-        static const uint8_t weights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
-        uint16x8_t neg = veorq_u16(vcgeq_u16(counts, vld1q_u16(tr->threshold + 8 * g)),
-                                   vld1q_u16(tr->flip + 8 * g));
-        packed[g] = vaddv_u8(vand_u8(vmovn_u16(neg), vld1_u8(weights)));
-        return;
+    struct group_transform gt;
+    gt.n = s->o - 8 * g < 8 ? s->o - 8 * g : 8;
+    if (s->packed) {
+        gt.threshold = vld1q_u16(tr->threshold + 8 * g);
+        gt.flip = vld1q_u16(tr->flip + 8 * g);
+    } else {
+        gt.a_lo = vld1q_f32(tr->a + 8 * g);
+        gt.a_hi = vld1q_f32(tr->a + 8 * g + 4);
+        gt.b = tr->b + 8 * g;
     }
-    const float *a = tr->a + 8 * g, *b = tr->b + 8 * g;
-    float32x4_t lo = vfmaq_f32(vld1q_f32(b), vld1q_f32(a),
-                               vcvtq_f32_u32(vmovl_u16(vget_low_u16(counts))));
-    float32x4_t hi = vfmaq_f32(vld1q_f32(b + 4), vld1q_f32(a + 4),
-                               vcvtq_f32_u32(vmovl_high_u16(counts)));
-    int n = s->o - 8 * g < 8 ? s->o - 8 * g : 8;
+    return gt;
+}
+
+/* Floats out[0..n) of one pixel's group from its channel counts in 32-bit lanes. */
+static inline void store_floats(const struct group_transform *gt, uint32x4_t lo, uint32x4_t hi,
+                                float *out, int n)
+{
+    float32x4_t f_lo = vfmaq_f32(vld1q_f32(gt->b), gt->a_lo, vcvtq_f32_u32(lo));
+    float32x4_t f_hi = vfmaq_f32(vld1q_f32(gt->b + 4), gt->a_hi, vcvtq_f32_u32(hi));
     if (n == 8) {
-        vst1q_f32(out + 8 * g, lo);
-        vst1q_f32(out + 8 * g + 4, hi);
+        vst1q_f32(out, f_lo);
+        vst1q_f32(out + 4, f_hi);
     } else {
         float tail[8];
-        vst1q_f32(tail, lo);
-        vst1q_f32(tail + 4, hi);
-        memcpy(out + 8 * g, tail, sizeof(float) * n);
+        vst1q_f32(tail, f_lo);
+        vst1q_f32(tail + 4, f_hi);
+        memcpy(out, tail, sizeof(float) * n);
     }
 }
 
-/* Output pixels p0 and p1 (p1 == p0 for a last odd pixel, stored once) of every group. */
-static void pixel_pair(const struct conv *s, const struct step *t, const uint64_t *filters,
-                       const struct transform *tr, const uint64_t *const *rows0,
-                       const uint64_t *const *rows1, float *out0, float *out1,
-                       uint8_t *packed0, uint8_t *packed1)
+/* One byte of signs of one pixel's group from its 16-bit channel counts. */
+static inline void store_signs(const struct group_transform *gt, uint16x8_t counts,
+                               uint8_t *packed)
 {
-    for (int g = 0; g < s->groups; g++) {
-        const uint8_t *w = (const uint8_t *)(filters + (size_t)g * s->steps * 16);
-        uint16x8_t acc0[8], acc1[8];
+    static const uint8_t weights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
+    uint16x8_t neg = veorq_u16(vcgeq_u16(counts, gt->threshold), gt->flip);
+    *packed = vaddv_u8(vand_u8(vmovn_u16(neg), vld1_u8(weights)));
+}
+
+/* Stores one pixel's group from its 16-bit counts at dst (its floats or its byte of signs). */
+static inline void store_counts(const struct group_transform *gt, uint16x8_t counts,
+                                int packed, int n, uint8_t *dst)
+{
+    if (packed)
+        store_signs(gt, counts, dst);
+    else
+        store_floats(gt, vmovl_u16(vget_low_u16(counts)), vmovl_high_u16(counts), (float *)dst,
+                     n);
+}
+
+/* Where group g of output pixel p is stored (float output or bitpacked). */
+static inline uint8_t *output_at(const struct conv *s, float *out, uint64_t *packed, size_t p,
+                                 int g)
+{
+    return packed ? (uint8_t *)(packed + p * s->ow) + g : (uint8_t *)(out + p * s->o + 8 * g);
+}
+
+/* Blocks of output pixels, every group for each block (pixels past the last are written
+ * to the outputs' spare rows). */
+static void bconv_blocks(const struct conv *s, const struct step *t, const uint64_t *filters,
+                         const struct transform *tr, const uint64_t **rows, float *out,
+                         uint64_t *packed)
+{
+    int n = s->block;
+    for (int b = 0; b < s->blocks; b++) {
+        const uint64_t *const *r = rows + (size_t)b * (s->positions + 1) * n;
+        size_t p = (size_t)b * n;
+        for (int g = 0; g < s->groups; g++) {
+            const uint8_t *w = (const uint8_t *)(filters + (size_t)g * s->steps * 16);
+            struct group_transform gt = load_group(s, tr, g);
+            uint16x8_t acc0[8], acc1[8], c0, c1, c2, c3;
+            accumulate(s, t, w, r, acc0, acc1);
+            if (s->paired) {
+                pair_counts(acc0, &c0, &c1);
+                pair_counts(acc1, &c2, &c3);
+                store_counts(&gt, c2, s->packed, gt.n, output_at(s, out, packed, p + 2, g));
+                store_counts(&gt, c3, s->packed, gt.n, output_at(s, out, packed, p + 3, g));
+            } else {
+                c0 = channel_counts(acc0);
+                c1 = channel_counts(acc1);
+            }
+            store_counts(&gt, c0, s->packed, gt.n, output_at(s, out, packed, p, g));
+            store_counts(&gt, c1, s->packed, gt.n, output_at(s, out, packed, p + 1, g));
+        }
+    }
+}
+
+/* The 8 byte counts (8 filters) of one register, summed over its 16 bytes by pairs: bytes
+ * 2i and 2i + 1 of the result belong to filter i, one to each half of the register. */
+static inline uint8x16_t filter_bytes(uint8x16_t x, const uint8x16_t *w)
+{
+    uint8x16_t c[8];
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) acc0[i] = acc1[i] = vdupq_n_u16(0);
-        accumulate(s, t, w, rows0, rows1, acc0, acc1);
-        store_group(s, tr, channel_counts(acc0), g, out0, packed0);
-        if (rows1 != rows0)
-            store_group(s, tr, channel_counts(acc1), g, out1, packed1);
+    for (int i = 0; i < 8; i++) c[i] = vcntq_u8(veorq_u8(x, w[i]));
+    uint8x16_t a = vpaddq_u8(c[0], c[1]), b = vpaddq_u8(c[2], c[3]);
+    uint8x16_t d = vpaddq_u8(c[4], c[5]), e = vpaddq_u8(c[6], c[7]);
+    return vpaddq_u8(vpaddq_u8(a, b), vpaddq_u8(d, e));
+}
+
+/* Table lookups that take byte first + stride * i (channel i of a pixel) into lane i: of
+ * 32-bit lanes (lo: channels 0-3, hi: 4-7) or of 16-bit lanes (all 8); other bytes zero. */
+struct spread { uint8x16_t lo, hi, all; };
+
+static struct spread spread_table(int first, int stride)
+{
+    uint8_t lo[16], hi[16], all[16];
+    memset(lo, 0xFF, 16);
+    memset(hi, 0xFF, 16);
+    memset(all, 0xFF, 16);
+    for (int i = 0; i < 4; i++) {
+        lo[4 * i] = (uint8_t)(first + stride * i);
+        hi[4 * i] = (uint8_t)(first + stride * (i + 4));
+    }
+    for (int i = 0; i < 8; i++) all[2 * i] = (uint8_t)(first + stride * i);
+    return (struct spread){vld1q_u8(lo), vld1q_u8(hi), vld1q_u8(all)};
+}
+
+/* Stores one pixel's group from the byte counts in v that sp picks out. */
+static inline void store_bytes(const struct group_transform *gt, uint8x16_t v,
+                               const struct spread *sp, int packed, int n, uint8_t *dst)
+{
+    if (packed)
+        store_signs(gt, vreinterpretq_u16_u8(vqtbl1q_u8(v, sp->all)), dst);
+    else
+        store_floats(gt, vreinterpretq_u32_u8(vqtbl1q_u8(v, sp->lo)),
+                     vreinterpretq_u32_u8(vqtbl1q_u8(v, sp->hi)), (float *)dst, n);
+}
+
+/*
+ * Every block of a 1x1 convolution against one group, whose filter registers are w; dst:
+ * the group's output in pixel 0, rows of row_bytes. One word per pixel (blocks of 4, two
+ * pixels per register): a register's sums end as filter i's counts of its two pixels in
+ * bytes 2i and 2i + 1. Two words (blocks of 2): one more vpaddq adds each pixel's pair sums
+ * (pixel 0 in bytes 0-7, pixel 1 in 8-15). Four words: the two registers' counts are added
+ * as bytes (<= 16 each), and the pair sums (up to 256) widened by vpaddlq_u8.
+ * cw, packed and n are constants where it is inlined.
+ */
+static inline __attribute__((always_inline)) void
+pointwise_group(const struct conv *s, const struct group_transform *gt, const uint8x16_t *w,
+                const struct spread *sp, const uint64_t *const *rows, uint8_t *dst,
+                size_t row_bytes, int cw, int packed, int n)
+{
+    const uint64_t *const *end = rows + (size_t)2 * s->block * s->blocks;
+    for (; rows != end; rows += 2 * s->block, dst += s->block * row_bytes) {
+        if (cw == 1) {
+            uint8x16_t v0 = filter_bytes(load_words(rows[0], rows[1]), w);
+            uint8x16_t v1 = filter_bytes(load_words(rows[2], rows[3]), w);
+            store_bytes(gt, v0, sp, packed, n, dst);
+            store_bytes(gt, v0, sp + 1, packed, n, dst + row_bytes);
+            store_bytes(gt, v1, sp, packed, n, dst + 2 * row_bytes);
+            store_bytes(gt, v1, sp + 1, packed, n, dst + 3 * row_bytes);
+        } else if (cw == 2) {
+            uint8x16_t v = vpaddq_u8(filter_bytes(vld1q_u8((const uint8_t *)rows[0]), w),
+                                     filter_bytes(vld1q_u8((const uint8_t *)rows[1]), w));
+            store_bytes(gt, v, sp, packed, n, dst);
+            store_bytes(gt, v, sp + 1, packed, n, dst + row_bytes);
+        } else {
+            for (int i = 0; i < 2; i++) {
+                const uint8_t *x = (const uint8_t *)rows[i];
+                uint8x16_t x0 = vld1q_u8(x), x1 = vld1q_u8(x + 16), c[8];
+#pragma GCC unroll 8
+                for (int f = 0; f < 8; f++)
+                    c[f] = vaddq_u8(vcntq_u8(veorq_u8(x0, w[f])),
+                                    vcntq_u8(veorq_u8(x1, w[8 + f])));
+                uint8x16_t a = vpaddq_u8(c[0], c[1]), e = vpaddq_u8(c[2], c[3]);
+                uint8x16_t d = vpaddq_u8(c[4], c[5]), h = vpaddq_u8(c[6], c[7]);
+                store_counts(gt, vpaddlq_u8(vpaddq_u8(vpaddq_u8(a, e), vpaddq_u8(d, h))),
+                             packed, n, dst + i * row_bytes);
+            }
+        }
+    }
+}
+
+/* pointwise_group with the word count as a constant. */
+static inline __attribute__((always_inline)) void
+pointwise_words(const struct conv *s, const struct group_transform *gt, const uint8x16_t *w,
+                const struct spread *sp, const uint64_t *const *rows, uint8_t *dst,
+                size_t row_bytes, int packed, int n)
+{
+    if (s->cw == 1)
+        pointwise_group(s, gt, w, sp, rows, dst, row_bytes, 1, packed, n);
+    else if (s->cw == 2)
+        pointwise_group(s, gt, w, sp, rows, dst, row_bytes, 2, packed, n);
+    else
+        pointwise_group(s, gt, w, sp, rows, dst, row_bytes, 4, packed, n);
+}
+
+/*
+ * A 1x1 convolution with 1, 2 or 4 words per pixel, groups outside and pixels inside: the
+ * group's filters (8 or 16 registers), its transform and the spread tables stay in
+ * registers across the pixel loop.
+ */
+static void pointwise(const struct conv *s, const uint64_t *filters, const struct transform *tr,
+                      const uint64_t **rows, float *out, uint64_t *packed)
+{
+    struct spread sp[2];
+    sp[0] = s->cw == 1 ? spread_table(0, 2) : spread_table(0, 1);
+    sp[1] = s->cw == 1 ? spread_table(1, 2) : spread_table(8, 1);
+    int regs = s->cw == 4 ? 16 : 8;
+    size_t row_bytes = packed ? 8 * (size_t)s->ow : sizeof(float) * s->o;
+    for (int g = 0; g < s->groups; g++) {
+        uint8x16_t w[16];
+        const uint8_t *fg = (const uint8_t *)(filters + (size_t)g * s->steps * 16);
+        for (int i = 0; i < regs; i++) w[i] = vld1q_u8(fg + 16 * i);
+        struct group_transform gt = load_group(s, tr, g);
+        uint8_t *dst = output_at(s, out, packed, 0, g);
+        if (packed)
+            pointwise_words(s, &gt, w, sp, rows, dst, row_bytes, 1, 8);
+        else if (gt.n == 8)
+            pointwise_words(s, &gt, w, sp, rows, dst, row_bytes, 0, 8);
+        else
+            pointwise_words(s, &gt, w, sp, rows, dst, row_bytes, 0, gt.n);
     }
 }
 
@@ -320,14 +545,10 @@ static void bconv(const struct conv *s, const struct step *t, const uint64_t *fi
                   const struct transform *tr, const uint64_t **rows, float *out,
                   uint64_t *packed)
 {
-    int pixels = s->ho * s->wo, stride = s->positions + 1;
-    for (int p = 0; p < pixels; p += 2) {
-        int q = p + 1 < pixels ? p + 1 : p;
-        pixel_pair(s, t, filters, tr, rows + (size_t)p * stride, rows + (size_t)q * stride,
-                   out + (size_t)p * s->o, out + (size_t)q * s->o,
-                   packed ? (uint8_t *)(packed + (size_t)p * s->ow) : NULL,
-                   packed ? (uint8_t *)(packed + (size_t)q * s->ow) : NULL);
-    }
+    if (s->pointwise)
+        pointwise(s, filters, tr, rows, out, packed);
+    else
+        bconv_blocks(s, t, filters, tr, rows, out, packed);
 }
 
 static void *read_file(const char *path, size_t *size)
@@ -401,7 +622,11 @@ int main(int argc, char **argv)
     s.ho = s.same ? (h + s.sh - 1) / s.sh : (h - s.kh) / s.sh + 1;
     s.wo = s.same ? (w + s.sw - 1) / s.sw : (w - s.kw) / s.sw + 1;
     s.positions = s.kh * s.kw;
-    s.steps = (s.positions * cw + 1) / 2;
+    s.paired = cw == 1;
+    s.steps = s.paired ? s.positions : (s.positions * cw + 1) / 2;
+    s.block = s.paired ? 4 : 2;
+    s.blocks = (s.ho * s.wo + s.block - 1) / s.block;
+    s.pointwise = s.positions == 1 && (cw == 1 || cw == 2 || cw == 4);
     s.groups = (s.o + 7) / 8;
     s.ow = (s.o + 63) / 64;
     s.k = (float)(s.positions * c);
@@ -418,9 +643,10 @@ int main(int argc, char **argv)
     uint64_t *filters = pack_filters(&s, t, f);
     struct transform tr = fold_transform(&s, mult, bias);
     uint64_t *zero = xmalloc(sizeof(uint64_t) * cw);
-    const uint64_t **rows = xmalloc(sizeof(uint64_t *) * s.ho * s.wo * (s.positions + 1));
-    float *out = xmalloc(sizeof(float) * s.ho * s.wo * s.o);
-    uint64_t *packed = s.packed ? xmalloc(sizeof(uint64_t) * s.ho * s.wo * s.ow) : NULL;
+    size_t rows_out = (size_t)s.blocks * s.block; /* whole blocks: spare rows at the end */
+    const uint64_t **rows = xmalloc(sizeof(uint64_t *) * rows_out * (s.positions + 1));
+    float *out = xmalloc(sizeof(float) * rows_out * s.o);
+    uint64_t *packed = s.packed ? xmalloc(sizeof(uint64_t) * rows_out * s.ow) : NULL;
     indirection(&s, x, zero, rows); /* LCE fills it once too, on its first run */
     for (int r = -1; r < repeats; r++) {
         if (r == 0) marker(1);

@@ -60,15 +60,23 @@ def finish_model(inputs, x, units, *, family, unit, pooling, settings):
     BN, then (``include_top``) the float classifier: the model.
 
     ``settings`` holds the builder's ``partition``, ``num_bases``, ``activation_bits``,
-    ``per_channel_weights``, ``include_top``, ``num_classes`` and ``name`` (default:
-    :func:`model_name` of ``family``).
+    ``per_channel_weights``, ``include_top``, ``num_classes``, ``name`` (default:
+    :func:`model_name` of ``family``) and ``recompute_branches``: with True the model is
+    a :class:`~horq_keras.groupnet.recompute.RecomputedBranchesModel` that recomputes
+    every branch in the backward pass of training.
     """
     from horq_keras.groupnet.partition import binary_body  # partition builds on this module
+    from horq_keras.groupnet.recompute import (
+        RecomputedBranchesModel,
+        check_recompute_branches,
+    )
 
+    recompute = check_recompute_branches(settings["recompute_branches"])
+    branches = []
     x = binary_body(
         x, units, partition=settings["partition"], num_bases=settings["num_bases"],
         activation_bits=settings["activation_bits"],
-        per_channel_weights=settings["per_channel_weights"], unit=unit,
+        per_channel_weights=settings["per_channel_weights"], unit=unit, branches=branches,
     )
     name = settings["name"] or model_name(family, settings["partition"], settings["num_bases"],
                                           settings["activation_bits"])
@@ -76,6 +84,8 @@ def finish_model(inputs, x, units, *, family, unit, pooling, settings):
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
     if include_top:
         x = classifier(x, num_classes, pooling=pooling)
+    if recompute:
+        return RecomputedBranchesModel(inputs, x, name=name, recomputed_branches=branches)
     return tf.keras.Model(inputs, x, name=name)
 
 

@@ -56,6 +56,7 @@ def groupnet_alexnet(
     input_shape=(224, 224, 3),
     num_classes=1000,
     include_top=True,
+    recompute_branches=False,
     name=None,
 ):
     """Group-Net AlexNet (see the module docstring).
@@ -72,6 +73,10 @@ def groupnet_alexnet(
             Inputs need a side of at least 8 pixels.
         num_classes: classifier outputs.
         include_top: with ``False`` the model ends at the head's BN.
+        recompute_branches: recompute every branch in the backward pass of training
+            (:mod:`~horq_keras.groupnet.recompute`): the activation memory of a step no
+            longer grows with ``num_bases`` for the price of a second forward pass of the
+            body; inference and conversion are unchanged.
         name: model name (default like ``groupnet_alexnet_v2_k5_w1a1``).
     """
     check_num_bases(num_bases)
@@ -80,7 +85,8 @@ def groupnet_alexnet(
     input_shape = check_input_shape(input_shape)
     settings = {"partition": partition, "num_bases": num_bases,
                 "activation_bits": activation_bits, "per_channel_weights": per_channel_weights,
-                "include_top": include_top, "num_classes": num_classes, "name": name}
+                "include_top": include_top, "num_classes": num_classes, "name": name,
+                "recompute_branches": recompute_branches}
     if is_small_input(input_shape):
         stem = {"kernel_size": 3, "strides": 1}
         pool = functools.partial(tf.keras.layers.MaxPool2D, 2)

@@ -125,7 +125,7 @@ def conv_unit(x, filters, kernel_size, *, strides=1, padding="same", activation_
     return conv(x)
 
 
-def binary_group(x, branch, *, num_bases, name):
+def binary_group(x, branch, *, num_bases, name, branches=None):
     """``sum_i lambda_i H_i(x)`` (eq. 3, 5, 6) over ``num_bases`` branches.
 
     Args:
@@ -136,9 +136,15 @@ def binary_group(x, branch, *, num_bases, name):
         num_bases: K >= 1. With K = 1 the group is its single branch, without a scale
             (direct binarization).
         name: prefix of the group's layers; the scales layer is ``f"{name}_scales"``.
+        branches: a list to which the prefix of every branch built is appended (the
+            branches a :class:`~horq_keras.groupnet.recompute.RecomputedBranchesModel`
+            recomputes), or None.
     """
     check_num_bases(num_bases)
+    prefixes = [f"{name}_base{i}" for i in range(1, num_bases + 1)]
+    if branches is not None:
+        branches.extend(prefixes)
+    outputs = [branch(x, prefix) for prefix in prefixes]
     if num_bases == 1:
-        return branch(x, f"{name}_base1")
-    outputs = [branch(x, f"{name}_base{i}") for i in range(1, num_bases + 1)]
+        return outputs[0]
     return BranchScales(name=f"{name}_scales")(outputs)

@@ -64,17 +64,17 @@ def resolve_partition(partition, num_units, unit="unit"):
 
 
 def _layerwise_conv(x, filters, kernel_size, *, strides=1, padding="same", name,
-                    num_bases, **quantization):
+                    num_bases, branches, **quantization):
     """One convolution rebuilt as ``sum_i lambda_i B_i(x)`` (eq. 3)."""
     def branch(x, prefix):
         return conv_unit(x, filters, kernel_size, strides=strides, padding=padding,
                          name=prefix, **quantization)
 
-    return binary_group(x, branch, num_bases=num_bases, name=name)
+    return binary_group(x, branch, num_bases=num_bases, name=name, branches=branches)
 
 
 def binary_body(x, units, *, partition, num_bases, activation_bits=1,
-                per_channel_weights=True, unit="unit"):
+                per_channel_weights=True, unit="unit", branches=None):
     """Build the binary body of a network from its units and a partition.
 
     Args:
@@ -87,6 +87,8 @@ def binary_body(x, units, *, partition, num_bases, activation_bits=1,
         activation_bits, per_channel_weights: quantization of every branch
             convolution (see :func:`horq_keras.groupnet.branches.binary_conv`).
         unit: what a unit is called in error messages ("residual block", "layer").
+        branches: a list to which the name prefix of every branch is appended, or None
+            (see :func:`~horq_keras.groupnet.branches.binary_group`).
 
     Returns:
         The body's output tensor (full precision: the scaled sum of the last group).
@@ -102,7 +104,8 @@ def binary_body(x, units, *, partition, num_bases, activation_bits=1,
     }
     sizes = resolve_partition(partition, len(units), unit)
     if sizes == "layerwise":
-        conv = functools.partial(_layerwise_conv, num_bases=num_bases, **quantization)
+        conv = functools.partial(_layerwise_conv, num_bases=num_bases, branches=branches,
+                                 **quantization)
         for name, build in units:
             x = build(x, conv, name)
         return x
@@ -118,5 +121,6 @@ def binary_body(x, units, *, partition, num_bases, activation_bits=1,
                 x = build(x, conv, f"{prefix}_{name}")
             return x
 
-        x = binary_group(x, branch, num_bases=num_bases, name=f"group{group}")
+        x = binary_group(x, branch, num_bases=num_bases, name=f"group{group}",
+                         branches=branches)
     return x

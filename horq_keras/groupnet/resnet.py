@@ -77,6 +77,7 @@ def groupnet_resnet(
     input_shape=(224, 224, 3),
     num_classes=1000,
     include_top=True,
+    recompute_branches=False,
     name=None,
 ):
     """A Group-Net ResNet of any depth and width (see the module docstring).
@@ -96,6 +97,10 @@ def groupnet_resnet(
         input_shape: ``(height, width, channels)``; a side <= 64 selects the small stem.
         num_classes: classifier outputs.
         include_top: with ``False`` the model ends at the head's BN (a feature map).
+        recompute_branches: recompute every branch in the backward pass of training
+            (:mod:`~horq_keras.groupnet.recompute`): the activation memory of a step no
+            longer grows with ``num_bases`` for the price of a second forward pass of the
+            body; inference and conversion are unchanged.
         name: model name (default like ``groupnet_resnet_v1_k5_w1a1``).
 
     Raises:
@@ -117,7 +122,8 @@ def groupnet_resnet(
         )
     settings = {"partition": partition, "num_bases": num_bases,
                 "activation_bits": activation_bits, "per_channel_weights": per_channel_weights,
-                "include_top": include_top, "num_classes": num_classes, "name": name}
+                "include_top": include_top, "num_classes": num_classes, "name": name,
+                "recompute_branches": recompute_branches}
 
     block = bottleneck_block if bottleneck else basic_block
     units = []
@@ -153,7 +159,7 @@ def groupnet_resnet18(*, num_bases=5, activation_bits=1, partition="v1", name=No
     """Group-Net ResNet-18: basic blocks (2, 2, 2, 2), widths 64–512, 8 residual blocks.
 
     Other keyword arguments (``per_channel_weights``, ``input_shape``, ``num_classes``,
-    ``include_top``) as :func:`groupnet_resnet`.
+    ``include_top``, ``recompute_branches``) as :func:`groupnet_resnet`.
     """
     return _standard_resnet(18, (2, 2, 2, 2), False, num_bases, activation_bits, partition,
                             name, kwargs)

@@ -6,15 +6,20 @@ for one image. A run on the CPU then needs about ``4 bytes x (4 x parameters + 2
 batch x activations)``: the weights, their gradients and two optimizer slots (Adam's),
 plus every layer's output kept for back-propagation and its gradient. (Measured: a
 Group-Net ResNet-18 with 2 bases at 64x64 and batch 128 held 14 GB; this estimate says
-14.2 GB.) :func:`check` refuses a run that needs more than the memory available, naming
-the ``--batch-size`` that fits, or ``--image-size`` when not even one image does.
+14.2 GB.) With recomputed Group-Net branches (``recompute_branches=True``) the layer
+outputs counted are those a step still holds
+(:func:`~horq_keras.groupnet.recompute.kept_activations`; compared with measured peaks in
+``benchmarks/results/training_memory.md``). :func:`check` refuses a run that needs more
+than the memory available, naming the ``--batch-size`` that fits, or ``--image-size`` when
+not even one image does.
 """
 
 import dataclasses
 import pathlib
 
-import numpy as np
 import tensorflow as tf
+
+from horq_keras.groupnet.recompute import kept_activations
 
 __all__ = ["Footprint", "NotEnoughMemory", "available_memory", "check", "footprint"]
 
@@ -49,10 +54,7 @@ def footprint(build):
     """The :class:`Footprint` of the model ``build()`` returns, built without allocating."""
     with tf.Graph().as_default():
         model = build()
-        outputs = [tensor for layer in model.layers for tensor in tf.nest.flatten(layer.output)]
-        return Footprint(int(model.count_params()),
-                         sum(int(np.prod(tensor.shape[1:], dtype=np.int64))
-                             for tensor in outputs))
+        return Footprint(int(model.count_params()), kept_activations(model))
 
 
 def available_memory(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup"):
@@ -79,11 +81,11 @@ def _gb(count):
     return f"{count / 1e9:,.1f} GB"
 
 
-def check(needed, batch, available, input_shape, inputs_option="--image-size"):
+def check(needed, batch, available, input_shape, inputs_option="--image-size", hint=""):
     """Raise :class:`NotEnoughMemory` when a step of ``batch`` images of the model
     ``needed`` (a :class:`Footprint`) needs more than ``available`` bytes; the message
     names ``--batch-size`` with the batch that fits, or ``inputs_option`` (what sets the
-    input shape) when not even one image fits."""
+    input shape) when not even one image fits, then ``hint`` (another way out)."""
     if available is None or needed.bytes(batch) <= available:
         return
     fits = needed.batch_that_fits(available)
@@ -92,7 +94,7 @@ def check(needed, batch, available, input_shape, inputs_option="--image-size"):
             f"{tuple(input_shape)} the rest) and {_gb(available)} are available")
     if fits:
         raise NotEnoughMemory(f"--batch-size: a batch of {batch} needs {what}; "
-                              f"--batch-size {fits} fits.")
+                              f"--batch-size {fits} fits.{hint}")
     raise NotEnoughMemory(f"{inputs_option}: the model on inputs of shape "
                           f"{tuple(input_shape)} needs {what} even for one image; choose "
-                          f"smaller inputs or a smaller model.")
+                          f"smaller inputs or a smaller model.{hint}")

@@ -117,7 +117,17 @@ def _check_builds(plan):
         memory.check(max(footprints, key=lambda footprint: footprint.bytes(1)),
                      -(-plan.recipe.batch_size // workers), memory.available_memory(),
                      plan.data.input_shape,
-                     "--image-size" if plan.args.image_size is not None else "--model")
+                     "--image-size" if plan.args.image_size is not None else "--model",
+                     _recompute_hint(plan))
+
+
+def _recompute_hint(plan):
+    """The sentence that suggests recomputing the branches, where the model can."""
+    arguments = registry.entry(plan.args.model).arguments()
+    if "recompute_branches" not in arguments or plan.model_args.get("recompute_branches"):
+        return ""
+    return (" Or --model-arg recompute_branches=true: the branches are recomputed in the "
+            "backward pass and their activations are not kept.")
 
 
 def _data_folder(args):

@@ -1,0 +1,76 @@
+"""``horq_keras.tflite.arm_cost``: a model's aarch64 cost from counts by operator signature
+where the cache holds them and from the fitted model elsewhere; the count cache as
+``benchmarks/arm_emulated.py`` writes it; the calibration of the committed ARM results."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import horq_keras  # noqa: F401  (Keras 2 before TensorFlow is used)
+from horq_keras.tflite.arm_cost import (
+    DEFAULT_MODEL_PATH,
+    OVERHEAD,
+    CostModel,
+    calibration,
+    load_counts,
+    model_cost,
+    operator_features,
+    signature,
+)
+from horq_keras.tflite.graph import read_graph
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@pytest.fixture(scope="module")
+def flatbuffer():
+    inputs = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = tf.keras.layers.ReLU()(x)
+    outputs = tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(x))
+    return tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inputs, outputs)).convert()
+
+
+def test_counts_where_cached_the_model_elsewhere(flatbuffer):
+    graph = read_graph(flatbuffer)
+    conv = next(op for op in graph.operators if op.name == "CONV_2D")
+    model = CostModel({"mac": [0.0, 2.0, 0.0, 0.0, 0.0, 100.0],
+                       "elementwise": [0, 0, 0.5, 0.5, 1.0, 10.0]})
+    counts = {signature(conv, graph): 12345}
+    cost = model_cost(flatbuffer, counts=counts, cost_model=model, rate=1e9)
+    others = sum(model.predict(op) for op in graph.operators if op is not conv)
+    assert cost.instructions == pytest.approx(12345 + others)
+    assert cost.measured_share == pytest.approx(12345 / (12345 + others))
+    assert cost.ms == pytest.approx(1e3 * cost.instructions / 1e9)
+    assert cost.float_macs == 8 * 8 * 4 * 3 * 3 * 3 + 8 * 8 * 4 * 2 and cost.binary_macs == 0
+    assert cost.size_mb == len(flatbuffer) / 1e6
+    assert model.predict(conv) == pytest.approx(2.0 * operator_features(conv)[1] + 100.0)
+    with pytest.raises(ValueError, match="no instruction count or cost model for operator"):
+        model_cost(flatbuffer, counts=counts)
+
+
+def test_load_counts_reads_one_cache_entry(tmp_path):
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps({"k1": {OVERHEAD: 6293, "a": 10, "b": None}, "k2": {"a": 99}}))
+    assert load_counts(path, "k1") == {"a": 10}  # the overhead and failed counts left out
+    assert load_counts(path, "k3") == {} and load_counts(tmp_path / "none.json", "k1") == {}
+
+
+def test_calibration_is_the_arm_benchmarks():
+    committed = json.loads((RESULTS / "arm_emulated_resnet18.json").read_text())["calibration"]
+    ours = calibration()
+    assert ours["quicknet_ms"] == committed["quicknet_ms"]
+    for key in ("instructions_per_second", "pixel1_instructions_per_second",
+                "calibration_model_instructions", "birealnet_pixel1_ms"):
+        assert ours[key] == pytest.approx(committed[key], rel=1e-12)
+
+
+def test_the_package_ships_a_fitted_model():
+    model = CostModel.load(DEFAULT_MODEL_PATH)
+    assert {"mac", "elementwise"} <= set(model.coefficients) and model.cache_key
+    assert model.error["new network"]["max_abs_relative_error"] is not None
+    features = np.array([1e6, 0, 1e4, 1e4, 100, 1.0])
+    assert model.predict_features("LceBconv2d", features) > 0
