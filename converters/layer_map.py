@@ -160,8 +160,10 @@ def converted_group(graph, tensor, mapped):
 
 def _structural(graph, owner, names, inbound, keras_outputs):
     """Pairs read off the graph's end: when a model output's layer reads one layer and
-    the graph's output is computed by one operator from one tensor of that layer's
-    shape (logits before a softmax), that tensor is the layer's output."""
+    the graph's output is computed by a ``SOFTMAX`` from one tensor of that layer's shape,
+    that tensor is the layer's output (the logits). Only a softmax: a batch norm folded
+    into the operator before it leaves a ``MUL``/``ADD`` at the end whose input is no
+    layer's output."""
     producer = {t.index: op for op in graph.operators for t in op.outputs if t is not None}
     position = {name: i for i, name in enumerate(names)}
     taken = set(owner.values())
@@ -170,7 +172,8 @@ def _structural(graph, owner, names, inbound, keras_outputs):
         layer = owner[tensor]
         sources = inbound.get(names[layer])
         op = producer.get(tensor)
-        if op is None or sources is None or len(sources) != 1 or sources[0] not in position:
+        if (op is None or op.name != "SOFTMAX" or sources is None or len(sources) != 1
+                or sources[0] not in position):
             continue
         read = [t for t in op.inputs if t is not None and not t.constant]
         source = position[sources[0]]

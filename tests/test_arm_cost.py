@@ -72,5 +72,9 @@ def test_the_package_ships_a_fitted_model():
     model = CostModel.load(DEFAULT_MODEL_PATH)
     assert {"mac", "elementwise"} <= set(model.coefficients) and model.cache_key
     assert model.error["new network"]["max_abs_relative_error"] is not None
-    features = np.array([1e6, 0, 1e4, 1e4, 100, 1.0])
-    assert model.predict_features("LceBconv2d", features) > 0
+    # ResNet-18's 56x56x64 3x3 binary convolution: binary MACs, float MACs, bytes read
+    # (bitpacked) and written (float), output positions, constant
+    features = np.array([56 * 56 * 64 * 9 * 64, 0, 56 * 56 * 8, 56 * 56 * 64 * 4, 56 * 56, 1.0])
+    smaller = features * np.array([0.5, 1, 1, 1, 1, 1])
+    assert model.predict_features("LceBconv2d", features) > model.predict_features(
+        "LceBconv2d", smaller) > 0

@@ -185,8 +185,7 @@ def test_the_trainer_takes_the_option(tmp_path):
     argv = ["train", "--model", "groupnet_resnet18", "--model-arg", "num_bases=2",
             "--model-arg", "stage_filters=4,4,8,8", "--model-arg", "recompute_branches=true",
             "--data", f"folder:{folder}", "--image-size", "16", "--epochs", "1",
-            "--batch-size", "16", "--limit-test", "16", "--output-dir", str(out),
-            "--no-rounding-floor"]
+            "--batch-size", "16", "--limit-test", "16", "--output-dir", str(out)]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["parity_ok"] and report["op_counts"]["LceBconv2d"] == 2 * 19

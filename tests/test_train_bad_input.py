@@ -294,14 +294,19 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_their_status(tmp_path, capsys,
     args = ["--data-dir", str(REAL_MNIST), "--epochs", "1", "--limit-train", "32",
             "--limit-test", "32", "--batch-size", "32", "--no-convert"]
     out = tmp_path / "out"
-    for signum, status, word in ((signal.SIGINT, 130, "interrupted"),
-                                 (signal.SIGTERM, 143, "terminated")):
-        monkeypatch.setattr(train, "make_callbacks",
-                            lambda *a, signum=signum: [*make_callbacks(*a),
-                                                       SignalAtFirstBatch(signum)])
-        code, err = run_train(args, out, capsys)
-        assert_one_line(code, err, status)
-        assert f"horq-keras train: {word}; run the same command to resume" in err
+    # Python's own Ctrl-C handler, whatever an earlier test in this process left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for signum, status, word in ((signal.SIGINT, 130, "interrupted"),
+                                     (signal.SIGTERM, 143, "terminated")):
+            monkeypatch.setattr(train, "make_callbacks",
+                                lambda *a, signum=signum: [*make_callbacks(*a),
+                                                           SignalAtFirstBatch(signum)])
+            code, err = run_train(args, out, capsys)
+            assert_one_line(code, err, status)
+            assert f"horq-keras train: {word}; run the same command to resume" in err
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.setattr(train, "make_callbacks", make_callbacks)
     assert run_train(args, out, capsys)[0] == 0  # resumed
