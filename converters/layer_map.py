@@ -102,12 +102,11 @@ def _candidates(graph, shapes):
 def _per_sample(actual, expected):
     """Relative mean difference of each probe sample; infinite on a sample where the
     layer outputs only zeros, which tells nothing (any zero tensor would match it)."""
-    errors = []
-    for a, e in zip(actual, expected):
-        scale = float(np.mean(np.abs(e)))
-        errors.append(float(np.mean(np.abs(a.astype(np.float64) - e))) / scale
-                      if scale > 0 else np.inf)
-    return np.asarray(errors)
+    actual = actual.astype(np.float64).reshape(len(actual), -1)
+    expected = expected.astype(np.float64).reshape(len(expected), -1)
+    scale = np.mean(np.abs(expected), axis=1)
+    difference = np.mean(np.abs(actual - expected), axis=1)
+    return np.divide(difference, scale, out=np.full_like(scale, np.inf), where=scale > 0)
 
 
 def _relative(actual, expected):
