@@ -7,17 +7,20 @@ half-way point (:mod:`.ties`). Such a flip moves exactly the outputs whose recep
 field holds that input, by what crossing the threshold does. :class:`CrossingReach`
 measures that in Keras: the group's layers run on their Keras inputs with every
 quantizer's input moved by a rounding step up, then down (only the quantizer sees the
-move). An input further than that step from its threshold quantizes the same way, so
+move; in a HORQ quantizer, every residual ``R_{i-1}`` its sign ``H_i`` reads, eq. 17).
+An input further than that step from its threshold quantizes the same way, so
 only the outputs a near-threshold input reaches change, and by what its flip does.
 """
 
 import functools
 
+import larq as lq
 import numpy as np
 import tensorflow as tf
 
 from horq_keras.converters.kbit import bit_plane_spec
 from horq_keras.converters.ties import TIE_EPSILON
+from horq_keras.quantizers import ResidualSign
 
 __all__ = ["SIGN_EPSILON", "CrossingReach"]
 
@@ -30,15 +33,24 @@ def _shifted(quantizer, step, inputs):
     return quantizer(inputs + step)
 
 
-def _scaled_shift(quantizer, relative, inputs):
+def _moved(relative, inputs):
+    """``inputs`` moved by ``relative`` times the largest ``|input|`` of each sample."""
     axes = list(range(1, inputs.shape.rank))
-    step = relative * tf.reduce_max(tf.abs(inputs), axis=axes, keepdims=True)
-    return quantizer(inputs + step)
+    return inputs + relative * tf.reduce_max(tf.abs(inputs), axis=axes, keepdims=True)
+
+
+def _scaled_shift(quantizer, relative, inputs):
+    return quantizer(_moved(relative, inputs))
+
+
+def _moved_sign(relative, residual, clip_value):
+    return lq.quantizers.ste_sign(_moved(relative, residual), clip_value=clip_value)
 
 
 def _nudged(layer, direction):
-    """A copy of ``layer`` (same weights) whose input quantizer reads its input moved by
-    one rounding step in ``direction`` (+1 or -1); ``layer`` itself when it has none."""
+    """A copy of ``layer`` (same weights) whose input quantizer reads its input (each
+    residual of a HORQ quantizer) moved by one rounding step in ``direction`` (+1 or -1);
+    ``layer`` itself when it has none."""
     quantizer = getattr(layer, "input_quantizer", None)
     if quantizer is None:
         return layer
@@ -46,7 +58,9 @@ def _nudged(layer, direction):
     copy.build(layer.input_shape)
     copy.set_weights(layer.get_weights())
     spec = bit_plane_spec(quantizer)
-    if spec is not None:
+    if isinstance(quantizer, ResidualSign):
+        copy.input_quantizer.sign = functools.partial(_moved_sign, direction * SIGN_EPSILON)
+    elif spec is not None:
         bits, clip_value = spec
         step = direction * TIE_EPSILON * clip_value / (2**bits - 1)
         copy.input_quantizer = functools.partial(_shifted, copy.input_quantizer, step)

@@ -52,7 +52,7 @@ def mean_abs(x, axis):
     return tf.reduce_mean(magnitude, axis=axis, keepdims=True)
 
 
-def residual_bases(x, order, axis=-1, clip_value=1.0):
+def residual_bases(x, order, axis=-1, clip_value=1.0, sign=lq.quantizers.ste_sign):
     """Order-K residual binarization of ``x`` (eq. 16–17).
 
     Args:
@@ -61,6 +61,7 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
         axis: axis or axes over which each ``beta_i = mean|R_{i-1}|`` is taken
             (for example the im2col column, eq. 20–21, or the channels of a pixel).
         clip_value: straight-through clipping threshold of each sign.
+        sign: the sign of each residual, ``H_i = sign(R_{i-1}, clip_value=clip_value)``.
 
     Returns:
         A list of K pairs ``(beta_i, H_i)``; ``beta_i`` keeps the reduced axes with
@@ -72,10 +73,10 @@ def residual_bases(x, order, axis=-1, clip_value=1.0):
     bases = []
     for i in range(order):
         beta = mean_abs(residual, axis)
-        sign = lq.quantizers.ste_sign(residual, clip_value=clip_value)
-        bases.append((beta, sign))
+        binary = sign(residual, clip_value=clip_value)
+        bases.append((beta, binary))
         if i + 1 < order:
-            residual = residual - beta * sign
+            residual = residual - beta * binary
     return bases
 
 
@@ -96,6 +97,9 @@ class ResidualSign(lq.quantizers.Quantizer):
     """
 
     precision = 1
+    #: The sign of each residual (larq's straight-through sign); the converters' tie
+    #: analysis replaces it on a copy to move every residual by a rounding step.
+    sign = staticmethod(lq.quantizers.ste_sign)
 
     def __init__(self, order=2, clip_value=1.0, axis=-1, **kwargs):
         self.order = check_order(order)
@@ -103,9 +107,11 @@ class ResidualSign(lq.quantizers.Quantizer):
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
         super().__init__(**kwargs)
 
-    def bases(self, inputs):
-        """The K pairs ``(beta_i, H_i)`` of ``inputs``; see :func:`residual_bases`."""
-        return residual_bases(inputs, self.order, self.axis, self.clip_value)
+    def bases(self, inputs, axis=None):
+        """The K pairs ``(beta_i, H_i)`` of ``inputs``, ``beta_i`` over ``axis`` (default:
+        the quantizer's); see :func:`residual_bases`."""
+        axis = self.axis if axis is None else axis
+        return residual_bases(inputs, self.order, axis, self.clip_value, self.sign)
 
     def call(self, inputs):
         return tf.add_n([beta * sign for beta, sign in self.bases(inputs)])

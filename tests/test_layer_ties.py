@@ -1,6 +1,7 @@
 """What a quantizer input on its threshold can change, per output element, against NumPy:
-a k-bit input on a rounding threshold and a sign input at 0 reach exactly the outputs
-whose receptive field holds them, by what crossing does; every other output has reach 0.
+a k-bit input on a rounding threshold, a sign input at 0 and a HORQ residual at 0 reach
+exactly the outputs whose receptive field holds them, by what crossing does; every other
+output has reach 0.
 A value over the tolerance is excused only within that reach."""
 
 import larq as lq
@@ -11,6 +12,7 @@ from horq_keras.converters.layer_map import layer_inputs
 from horq_keras.converters.layer_ties import CrossingReach
 from horq_keras.converters.layerwise import _Stats
 from horq_keras.groupnet.quantizers import UniformActivation
+from horq_keras.layers import HORQConv2D
 
 
 def _conv_model(kernel_size, input_quantizer):
@@ -47,6 +49,24 @@ def test_a_sign_input_at_zero_reaches_its_receptive_field():
     moved = np.zeros((5, 5), bool)
     moved[0:3, 0:3] = True
     assert np.all(reach[0][moved] == 2.0) and np.all(reach[0][~moved] == 0.0)
+
+
+def test_a_second_order_residual_at_zero_reaches_its_pixel():
+    """HORQ-2, pixel beta, 1x1 conv: the pixel (1, 0.5, 1.5) has beta_1 = 1, so its first
+    residual R_1 = (0, -0.5, 0.5) (eq. 17) sits on the threshold of H_2 at channel 0 while
+    no input is near 0. Flipping that sign moves both outputs of the pixel by
+    2 * beta_2 * alpha = 2/3 alpha; the other pixels (0.9, 0.2, 0.4) have no tie."""
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((3, 3, 3), name="image")
+    conv = HORQConv2D(2, 1, order=2, beta_form="pixel", name="conv")
+    model = tf.keras.Model(inputs, conv(inputs))
+    x = np.tile(np.float32([0.9, 0.2, 0.4]), (1, 3, 3, 1))
+    x[0, 1, 2] = [1.0, 0.5, 1.5]
+    reach = CrossingReach([conv], layer_inputs(model))({"image": x}, np.arange(1))
+    alpha = np.max(np.abs(conv._quantized_kernel().numpy()), axis=(0, 1, 2))
+    expected = np.zeros((1, 3, 3, 2))
+    expected[0, 1, 2] = 2 / 3 * alpha
+    np.testing.assert_allclose(reach, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_layers_without_a_quantizer_have_no_reach():

@@ -18,7 +18,7 @@ from horq_keras._checks import (
     check_pad_values,
     check_padding,
 )
-from horq_keras.quantizers import ResidualSign, check_clip_value, check_order, residual_bases
+from horq_keras.quantizers import ResidualSign, check_clip_value, check_order
 from horq_keras.serialization import register
 
 __all__ = ["BETA_FORMS", "HORQConv2D", "HORQDense", "check_float32"]
@@ -221,7 +221,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         scale = alpha if channel_scale is None else alpha * channel_scale
         axis = _DEPLOYABLE_AXES[self.beta_form]
         outputs = []
-        for beta, sign in residual_bases(inputs, self.order, axis, self.clip_value):
+        for beta, sign in self.input_quantizer.bases(inputs, axis):
             if self.beta_form == "pixel":
                 beta = self._receptive_field_mean(beta)
             outputs.append(self._binary_conv(sign, signs_kernel) * scale * beta)
@@ -234,7 +234,7 @@ class HORQConv2D(lq.layers.QuantConv2D):
         (linearity), padded positions taking ``pad_values * sum_i beta_i``: the same
         function and gradients as :meth:`_deployable_output`, which inference and LCE use.
         """
-        bases = residual_bases(inputs, self.order, _DEPLOYABLE_AXES["sample"], self.clip_value)
+        bases = self.input_quantizer.bases(inputs, _DEPLOYABLE_AXES["sample"])
         approximation = tf.add_n([beta * sign for beta, sign in bases])
         pad_value = self.pad_values * tf.add_n([beta for beta, _ in bases])
         return self._binary_conv(approximation, kernel, pad_value)
