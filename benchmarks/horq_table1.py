@@ -19,7 +19,7 @@ Figures 5 and 6 compare HORQ and XNOR this way).
 
 Command and budget (2-core x86 CPU): the default ``python benchmarks/horq_table1.py``
 trains 5 variants x 3 seeds x 6 epochs in about 40 minutes on an unloaded machine (the
-committed run took 69 minutes sharing the cores with other jobs, load average 3–9; the
+committed run took 98 minutes sharing the cores with two training jobs, load 3–4; the
 HORQ order-2/3 runs take about twice as long as the others); ``--smoke`` runs in seconds
 (plus TensorFlow's start-up). ``--resume`` continues an interrupted campaign
 from its progress file. Results: ``benchmarks/results/horq_table1.{md,json,png}``.
