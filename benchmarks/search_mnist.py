@@ -28,6 +28,7 @@ from _results import base_parser, command_line, markdown_table, parse_smoke_args
 from horq_keras.cli import main as horq_keras_main
 from horq_keras.search.output import plot, table
 from horq_keras.search.pareto import dominates
+from horq_keras.tflite.arm_cost import DEFAULT_MODEL_PATH, CostModel, model_cost
 
 NAME = "search_mnist"
 GROUPNET = ["groupnet_resnet18", "num_bases=1/3/5", "activation_bits=1/2",
@@ -81,6 +82,34 @@ def never_worth_it(final):
             if p.get("accuracy") is not None and any(dominates(q, p) for q in final)]
 
 
+def cost_model_errors(final):
+    """Per candidate of the last rung whose every operator was counted on the emulator:
+    ``(point, predicted instructions, relative error)`` of the package's cost model alone."""
+    cost_model = CostModel.load(DEFAULT_MODEL_PATH)
+    rows = []
+    for point in final:
+        if point.get("tflite") and point.get("measured_share") == 1.0:
+            predicted = model_cost(pathlib.Path(point["tflite"]).read_bytes(),
+                                   cost_model=cost_model).instructions
+            rows.append((point, predicted, predicted / point["instructions"] - 1.0))
+    return rows
+
+
+def cost_model_section(errors):
+    """Markdown: the cost model's prediction against the counts, per candidate."""
+    if not errors:
+        return ("\n## The cost model against the emulator\n\nNo candidate was counted in full "
+                "(run with `--arm-counts` after counting them).\n")
+    relative = [abs(e) for *_, e in errors]
+    rows = [[p["label"], f"{p['instructions'] / 1e6:,.3f}", f"{predicted / 1e6:,.3f}",
+             f"{100 * error:+.1f} %"] for p, predicted, error in errors]
+    return ("\n## The cost model against the emulator\n\nThe package's fitted cost model "
+            "alone against the emulator's counts of the same converted models: "
+            f"**mean |error| {100 * sum(relative) / len(relative):.1f} %, max "
+            f"{100 * max(relative):.1f} %** over {len(errors)} candidates.\n\n"
+            + markdown_table(["candidate", "counted (M)", "predicted (M)", "error"], rows))
+
+
 def main(argv=None):
     args = parse_args(argv)
     command = command_line("search_mnist.py", argv)
@@ -100,6 +129,7 @@ def main(argv=None):
     rows = [[p["label"], f"{100 * p['accuracy']:.2f}", f"{p['instructions'] / 1e6:,.2f}",
              q["label"], f"{100 * q['accuracy']:.2f}", f"{q['instructions'] / 1e6:,.2f}"]
             for p, q in dominated]
+    errors = cost_model_errors(final)
     wall = time.monotonic() - began
     markdown = (
         "# Accuracy vs ARM cost on MNIST: `horq-keras search`\n\n"
@@ -114,10 +144,14 @@ def main(argv=None):
         + "\n## Never worth it on ARM (dominated at the last rung)\n\n"
         + (markdown_table(["candidate", "accuracy %", "M instr.", "dominated by",
                            "accuracy %", "M instr."], rows) if rows else "None.\n")
+        + cost_model_section(errors)
         + f"\nWall time of this invocation: {wall / 60:.1f} min.\n")
     print(markdown)
     write_results(args.output_dir, args.name, command=command, markdown=markdown,
                   data={**data, "never_worth_it": [[p["key"], q["key"]] for p, q in dominated],
+                        "cost_model_errors": [{"key": p["key"], "counted": p["instructions"],
+                                               "predicted": predicted, "relative_error": error}
+                                              for p, predicted, error in errors],
                         "wall_s": wall},
                   figure=plot(history, front, chosen))
     return 0

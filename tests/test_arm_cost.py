@@ -78,3 +78,20 @@ def test_the_package_ships_a_fitted_model():
     smaller = features * np.array([0.5, 1, 1, 1, 1, 1])
     assert model.predict_features("LceBconv2d", features) > model.predict_features(
         "LceBconv2d", smaller) > 0
+
+
+def test_search_benchmark_sets_the_cost_model_against_full_counts(flatbuffer, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.syspath_prepend(str(RESULTS.parent))
+    from search_mnist import cost_model_errors, cost_model_section
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(flatbuffer)
+    predicted = model_cost(flatbuffer, cost_model=CostModel.load(DEFAULT_MODEL_PATH)).instructions
+    counted = {"tflite": str(path), "measured_share": 1.0, "instructions": 2 * predicted,
+               "label": "counted"}
+    partly = {**counted, "measured_share": 0.5, "label": "partly counted"}
+    errors = cost_model_errors([counted, partly, {"accuracy": None}])
+    assert errors == [(counted, pytest.approx(predicted), pytest.approx(-0.5))]
+    assert "mean |error| 50.0 %, max 50.0 %** over 1 candidates" in cost_model_section(errors)
+    assert "No candidate was counted in full" in cost_model_section([])
