@@ -5,15 +5,23 @@ The space: Group-Net ResNet-18 (stage widths 8-16-32-64, as in
 ``groupnet_mnist_trainer.py``) with 1, 3 and 5 bases, W1A1 and W1A2, layer-wise, group-wise
 v1 and v2 decompositions (one base: direct binarization, once), and the HORQ paper's MNIST
 LeNet with orders 1 to 3 (the HORQ ResNet-18 does not take 28x28 inputs); each run by
-``horq-keras train`` (Adam at 5e-3, cosine-decayed, batch 128, on all 60,000 training
-images; accuracy of the converted model on the 10,000 test images), successive halving on epochs (rungs of 1, 2 and 4 epochs, eta 2, the front kept),
-the cost of each converted model in aarch64 instructions (the package's cost model fitted
-by ``arm_cost_model.py``, or the emulator's cached counts with ``--arm-counts``). The runs
-stay in ``--search-dir``: a rerun reads them.
+``horq-keras train`` (Adam at 5e-3, cosine-decayed, batch 128; accuracy of the converted
+model on the 10,000 test images), successive halving on epochs (rungs of 1, 2 and 4 epochs
+by default, eta 2, the front kept), the cost of each converted model in aarch64
+instructions (the package's cost model fitted by ``arm_cost_model.py``, or the emulator's
+cached counts with ``--arm-counts``; with every operator counted, the cost model's error
+on each candidate is reported beside them). The runs stay in ``--search-dir``: a rerun
+reads them.
 
-Command and budget: ``nice -n 10 python benchmarks/search_mnist.py`` (17 candidates; about
-3 hours on the 2-core machine by the study's run times, not measured here: only
-``--smoke`` was run). ``--smoke``: HORQ LeNets of orders 1 and 2 on 64 images, one epoch.
+Command and budget, measured: ``nice -n 10 python benchmarks/search_mnist.py
+--limit-train 12000 --epochs 2 --jobs 2 --search-dir DIR`` (17 candidates, 12,000 training
+images per epoch, rungs of 1 and 2 epochs: 26 runs) took 67 min on the 2-core machine;
+then, as root after ``make arm-setup``, ``python benchmarks/arm_cost_model.py --networks
+--mnist --tflite DIR/runs/*/e1/model.tflite --output-dir TMP --model-output TMP/model.json``
+counted the candidates' 108 distinct operators on the emulator (38 s), and the same search
+command with ``--arm-counts .arm/counts.json --max-cost 1ms`` added costed them from the
+counts and chose, reading the runs (no training). ``--smoke``: HORQ LeNets of orders 1
+and 2 on 64 images, one epoch.
 """
 
 import json
