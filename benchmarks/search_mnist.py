@@ -90,12 +90,12 @@ def never_worth_it(final):
             if p.get("accuracy") is not None and any(dominates(q, p) for q in final)]
 
 
-def cost_model_errors(final):
-    """Per candidate of the last rung whose every operator was counted on the emulator:
-    ``(point, predicted instructions, relative error)`` of the package's cost model alone."""
+def cost_model_errors(points):
+    """Per point whose every operator was counted on the emulator: ``(point, predicted
+    instructions, relative error)`` of the package's cost model alone."""
     cost_model = CostModel.load(DEFAULT_MODEL_PATH)
     rows = []
-    for point in final:
+    for point in points:
         if point.get("tflite") and point.get("measured_share") == 1.0:
             predicted = model_cost(pathlib.Path(point["tflite"]).read_bytes(),
                                    cost_model=cost_model).instructions
@@ -112,7 +112,8 @@ def cost_model_section(errors):
     rows = [[p["label"], f"{p['instructions'] / 1e6:,.3f}", f"{predicted / 1e6:,.3f}",
              f"{100 * error:+.1f} %"] for p, predicted, error in errors]
     return ("\n## The cost model against the emulator\n\nThe package's fitted cost model "
-            "alone against the emulator's counts of the same converted models: "
+            "alone against the emulator's counts of the same converted models (each candidate "
+            "at the last rung it reached): "
             f"**mean |error| {100 * sum(relative) / len(relative):.1f} %, max "
             f"{100 * max(relative):.1f} %** over {len(errors)} candidates.\n\n"
             + markdown_table(["candidate", "counted (M)", "predicted (M)", "error"], rows))
@@ -137,7 +138,8 @@ def main(argv=None):
     rows = [[p["label"], f"{100 * p['accuracy']:.2f}", f"{p['instructions'] / 1e6:,.2f}",
              q["label"], f"{100 * q['accuracy']:.2f}", f"{q['instructions'] / 1e6:,.2f}"]
             for p, q in dominated]
-    errors = cost_model_errors(final)
+    latest = {p["key"]: p for points in history for p in points}  # each at its last rung
+    errors = cost_model_errors(list(latest.values()))
     wall = time.monotonic() - began
     markdown = (
         "# Accuracy vs ARM cost on MNIST: `horq-keras search`\n\n"
