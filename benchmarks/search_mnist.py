@@ -14,13 +14,14 @@ on each candidate is reported beside them). The runs stay in ``--search-dir``: a
 reads them.
 
 Command and budget, measured: ``nice -n 10 python benchmarks/search_mnist.py
---limit-train 12000 --epochs 2 --jobs 2 --search-dir DIR`` (17 candidates, 12,000 training
-images per epoch, rungs of 1 and 2 epochs: 26 runs) took 67 min on the 2-core machine;
-then, as root after ``make arm-setup``, ``python benchmarks/arm_cost_model.py --networks
---mnist --tflite DIR/runs/*/e1/model.tflite --output-dir TMP --model-output TMP/model.json``
-counted the candidates' 108 distinct operators on the emulator (38 s), and the same search
-command with ``--arm-counts .arm/counts.json --max-cost 1ms`` added costed them from the
-counts and chose, reading the runs (no training). ``--smoke``: HORQ LeNets of orders 1
+--limit-train 12000 --jobs 2 --search-dir DIR`` (17 candidates, 12,000 training images per
+epoch, rungs of 1, 2 and 4 epochs: 32 runs) took 88 min on the 2-core machine, run as two
+invocations on one folder (``--epochs 2``: 26 runs in 67 min; then ``--epochs 4``: the 6
+runs of the last rung in 21 min, the others read). Before the last invocation, as root
+after ``make arm-setup``, ``python benchmarks/arm_cost_model.py --networks --mnist
+--tflite DIR/runs/*/e1/model.tflite --output-dir TMP --model-output TMP/model.json``
+counted the candidates' 108 distinct operators on the emulator (38 s), and the search ran
+with ``--arm-counts .arm/counts.json --max-cost 1ms``. ``--smoke``: HORQ LeNets of orders 1
 and 2 on 64 images, one epoch.
 """
 
