@@ -106,15 +106,15 @@ def cost_model_errors(points):
 
 def cost_model_section(errors):
     """Markdown: the cost model's prediction against the counts, per candidate."""
+    heading = "\n## The cost model against the emulator\n\n"
     if not errors:
-        return ("\n## The cost model against the emulator\n\nNo candidate was counted in full "
-                "(run with `--arm-counts` after counting them).\n")
+        return (heading + "No candidate was counted in full (run with `--arm-counts` after "
+                "counting them).\n")
     relative = [abs(e) for *_, e in errors]
     rows = [[p["label"], f"{p['instructions'] / 1e6:,.3f}", f"{predicted / 1e6:,.3f}",
              f"{100 * error:+.1f} %"] for p, predicted, error in errors]
-    return ("\n## The cost model against the emulator\n\nThe package's fitted cost model "
-            "alone against the emulator's counts of the same converted models (each candidate "
-            "at the last rung it reached): "
+    return (heading + "The package's fitted cost model alone against the emulator's counts "
+            "of the same converted models (each candidate at the last rung it reached): "
             f"**mean |error| {100 * sum(relative) / len(relative):.1f} %, max "
             f"{100 * max(relative):.1f} %** over {len(errors)} candidates.\n\n"
             + markdown_table(["candidate", "counted (M)", "predicted (M)", "error"], rows))
